@@ -1,0 +1,47 @@
+// Reading an image in one of the formats users bring (OCI layout directory or tar,
+// docker-archive, rkt ACI, plain rootfs tar) into a staging directory of blobs.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pod/cas/digest.hpp"
+#include "pod/cas/limits.hpp"
+#include "pod/cas/oci.hpp"
+#include "pod/sys/fd.hpp"
+
+namespace pod::cas {
+
+enum class Format { automatic, oci, oci_archive, docker_archive, aci, rootfs };
+
+[[nodiscard]] Result<Format> parse_format(std::string_view name);
+[[nodiscard]] std::string_view format_name(Format f);
+
+struct IngestOptions {
+  Format format = Format::automatic;
+  Limits limits;
+  Platform platform = Platform::host();
+  // Which image of a source with several (OCI index ref.name, docker RepoTags); empty: the only one.
+  std::string source_ref;
+  Warn warn;
+  // Opens a blob the store already holds (nullopt: not there). Such a blob need not be
+  // copied to staging; ingest may read it (a manifest, say) through this.
+  std::function<std::optional<sys::Fd>(const Digest&)> open_stored;
+};
+
+struct IngestedImage {
+  Format format;             // what was detected
+  Descriptor manifest;       // an OCI or Docker schema 2 image manifest, in staging or the store
+  std::string source_name;   // the name the source gives the image ("busybox:latest"), may be empty
+};
+
+// Reads the image at path (relative to dir; a directory or a file). Leaves in `staging`
+// every blob the chosen manifest needs that the store lacks, as files named by their
+// 64-hex digest, each verified against that digest. Blobs the formats lack (ACI and
+// rootfs manifests and configs, docker-archive manifests) are made here.
+[[nodiscard]] Result<IngestedImage> ingest(FdRef dir, std::string_view path, FdRef staging,
+                                           const IngestOptions& opts);
+
+}  // namespace pod::cas

@@ -1,0 +1,7 @@
+# Image formats: OCI layout (dir and tar), docker-archive, ACI, rootfs tar.
+add_library(pod_cas_ingest STATIC
+  src/ingest.cpp
+)
+target_link_libraries(pod_cas_ingest
+  PUBLIC pod_cas_model
+  PRIVATE PkgConfig::LIBARCHIVE nlohmann_json::nlohmann_json)

@@ -1,0 +1,8 @@
+# Layer unpacking and tree verification (libarchive, xxHash).
+add_library(pod_cas_unpack STATIC
+  src/unpack.cpp
+  src/verify_tree.cpp
+)
+target_link_libraries(pod_cas_unpack
+  PUBLIC pod_cas_model
+  PRIVATE PkgConfig::LIBARCHIVE PkgConfig::XXHASH nlohmann_json::nlohmann_json)
