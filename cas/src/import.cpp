@@ -1,0 +1,213 @@
+#include "pod/cas/import.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "pod/sys/fs.hpp"
+
+namespace pod::cas {
+
+using json = nlohmann::json;
+using sys::FdRef;
+using sys::make_error;
+
+namespace {
+
+// Removes a staging directory whatever way the import ends.
+class Staging {
+ public:
+  Staging(FdRef tmp, std::string name) : tmp_(tmp), name_(std::move(name)) {}
+  ~Staging() { (void)sys::remove_tree(tmp_, name_); }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+
+ private:
+  FdRef tmp_;
+  std::string name_;
+};
+
+// A blob the import needs: staged by ingest, or already in the store.
+Result<Fd> open_needed(const Store& store, FdRef staged, const Digest& d) {
+  auto fd = sys::open_at(staged, d.hex, O_RDONLY | O_NOFOLLOW);
+  if (fd) return fd;
+  if (store.has_blob(d)) return store.open_blob(d);
+  return make_error(ENOENT, "blob {} is missing from the image", d.str());
+}
+
+Result<std::string> read_json_blob(const Store& store, FdRef staged, const Descriptor& d,
+                                   std::string_view what, const Limits& limits) {
+  if (d.size > limits.max_json_bytes)
+    return make_error(EFBIG, "{} {} is {} bytes, more than the limit of {} (--max-json-bytes)", what,
+                      d.digest.str(), d.size, limits.max_json_bytes);
+  Fd fd = POD_TRY_CTX(open_needed(store, staged, d.digest), "{}", what);
+  std::string text = POD_TRY_CTX(sys::read_fd(fd, limits.max_json_bytes), "{} {}", what, d.digest.str());
+  if (text.size() != d.size)
+    return make_error(EINVAL, "{} {}: size is {} bytes, the descriptor says {}", what, d.digest.str(), text.size(),
+                      d.size);
+  if (Digest got = sha256_of(text); got != d.digest)
+    return make_error(EINVAL, "{} {}: content hashes to {}", what, d.digest.str(), got.str());
+  return text;
+}
+
+std::optional<ImageName> name_from_source(const std::string& source) {
+  // A bare tag ("latest", as skopeo writes oci-archive refs) names no image.
+  if (source.find(':') == std::string::npos) return std::nullopt;
+  auto n = ImageName::parse(source);
+  if (!n) return std::nullopt;
+  return *n;
+}
+
+std::string tree_record_json(const Descriptor& layer, const TreeSummary& s, const OwnershipBasis& basis) {
+  json j = {{"layer", layer.digest.str()},
+            {"diff_id", s.diff_id.str()},
+            {"basis", basis.description},
+            {"ownership", basis.ownership == Ownership::exact ? "exact" : "rootless-xattr"},
+            {"overlay_xattrs", basis.overlay_xattrs == OverlayXattrs::trusted ? "trusted" : "user"},
+            {"entries", s.entries},
+            {"bytes", s.bytes},
+            {"uids", s.uids},
+            {"gids", s.gids}};
+  return j.dump(1) + "\n";
+}
+
+// Unpacks one layer into staging/trees/<hex>/ (root/, files.jsonl, tree.json).
+Result<void> unpack_into_staging(FdRef staged_blobs, FdRef staged_trees, const Store& store,
+                                 const Descriptor& layer, const Digest& diff_id, std::size_t index,
+                                 std::size_t count, const ImportOptions& opts) {
+  Fd blob = POD_TRY(open_needed(store, staged_blobs, layer.digest));
+  struct stat st = POD_TRY(sys::stat_fd(blob));
+  if (static_cast<std::uint64_t>(st.st_size) != layer.size)
+    return make_error(EINVAL, "layer {}: size is {} bytes, the descriptor says {}", layer.digest.str(),
+                      st.st_size, layer.size);
+  POD_TRY(sys::ensure_dir(staged_trees, layer.digest.hex, 0700));
+  Fd tree = POD_TRY(sys::open_dir(staged_trees, layer.digest.hex));
+  POD_TRY(sys::ensure_dir(tree, "root", 0755));
+  Fd root = POD_TRY(sys::open_dir(tree, "root"));
+  Fd list = POD_TRY(sys::open_at(tree, "files.jsonl", O_WRONLY | O_CREAT | O_EXCL, 0600));
+  UnpackOptions uo;
+  uo.ownership = opts.basis.ownership;
+  uo.overlay_xattrs = opts.basis.overlay_xattrs;
+  uo.limits = opts.ingest.limits;
+  uo.expected_diff_id = diff_id;
+  uo.warn = opts.warn;
+  uo.progress_total = layer.size;
+  uo.progress_label = fmt::format("layer {}/{} {}", index + 1, count, layer.digest.hex.substr(0, 12));
+  TreeSummary s = POD_TRY_CTX(unpack_layer(blob, root, list, uo), "layer {}", layer.digest.str());
+  std::string record = tree_record_json(layer, s, opts.basis);
+  Fd rec = POD_TRY(sys::open_at(tree, "tree.json", O_WRONLY | O_CREAT | O_EXCL, 0644));
+  POD_TRY(sys::write_all(rec, record));
+  return {};
+}
+
+}  // namespace
+
+Result<TreeRecord> read_tree_record(const Store& store, const Digest& layer) {
+  Fd tree = POD_TRY(store.open_tree(layer));
+  std::string text = POD_TRY_CTX(sys::read_file(tree, "tree.json", 1 << 20), "tree {}", layer.str());
+  json j = json::parse(text, nullptr, false);
+  auto damaged = [&] { return make_error(EINVAL, "tree {}: tree.json is damaged", layer.str()); };
+  if (j.is_discarded() || !j.is_object()) return damaged();
+  TreeRecord r;
+  r.layer = layer;
+  auto diff = Digest::parse(j.value("diff_id", ""));
+  if (!diff) return damaged();
+  r.diff_id = *diff;
+  r.basis = j.value("basis", "");
+  r.entries = j.value("entries", std::uint64_t{0});
+  r.bytes = j.value("bytes", std::uint64_t{0});
+  if (j.contains("uids") && j["uids"].is_array())
+    for (auto& v : j["uids"]) r.uids.push_back(v.get<std::uint32_t>());
+  if (j.contains("gids") && j["gids"].is_array())
+    for (auto& v : j["gids"]) r.gids.push_back(v.get<std::uint32_t>());
+  return r;
+}
+
+Result<StoredImage> load_image(const Store& store, const Ref& ref) {
+  StoredImage img;
+  img.ref = ref;
+  Limits limits;
+  if (!media::is_manifest(ref.manifest.media_type))
+    return make_error(EINVAL, "{} is a {}, not an image manifest", ref.manifest.digest.str(), ref.manifest.media_type);
+  std::string text = POD_TRY(store.read_blob(ref.manifest.digest, limits.max_json_bytes));
+  img.manifest = POD_TRY_CTX(parse_manifest(text), "manifest {}", ref.manifest.digest.str());
+  img.config_json = POD_TRY(store.read_blob(img.manifest.config.digest, limits.max_json_bytes));
+  img.config = POD_TRY_CTX(parse_config(img.config_json), "config {}", img.manifest.config.digest.str());
+  return img;
+}
+
+Result<ImportResult> import_image(Store& store, FdRef dir, std::string_view path, const ImportOptions& opts) {
+  std::string staging_name = POD_TRY(sys::make_temp_dir(store.tmp_dir(), "import-"));
+  Staging guard(store.tmp_dir(), staging_name);
+  Fd staging = POD_TRY(sys::open_dir(store.tmp_dir(), staging_name));
+  POD_TRY(sys::ensure_dir(staging, "blobs", 0700));
+  POD_TRY(sys::ensure_dir(staging, "trees", 0700));
+  Fd sblobs = POD_TRY(sys::open_dir(staging, "blobs"));
+  Fd strees = POD_TRY(sys::open_dir(staging, "trees"));
+
+  IngestOptions io = opts.ingest;
+  io.warn = opts.warn;
+  io.open_stored = [&store](const Digest& d) -> std::optional<Fd> {
+    if (!store.has_blob(d)) return std::nullopt;
+    auto fd = store.open_blob(d);
+    if (!fd) return std::nullopt;
+    return std::move(*fd);
+  };
+  IngestedImage img = POD_TRY(ingest(dir, path, sblobs, io));
+  const Limits& limits = opts.ingest.limits;
+
+  std::string mtext = POD_TRY(read_json_blob(store, sblobs, img.manifest, "manifest", limits));
+  Manifest m = POD_TRY_CTX(parse_manifest(mtext), "manifest {}", img.manifest.digest.str());
+  std::string ctext = POD_TRY(read_json_blob(store, sblobs, m.config, "config", limits));
+  ImageConfig cfg = POD_TRY_CTX(parse_config(ctext), "config {}", m.config.digest.str());
+  if (cfg.diff_ids.size() != m.layers.size())
+    return make_error(EINVAL, "config {} lists {} diff_ids for {} layers", m.config.digest.str(),
+                      cfg.diff_ids.size(), m.layers.size());
+  if (opts.warn && !cfg.architecture.empty() && cfg.architecture != opts.ingest.platform.architecture)
+    opts.warn(fmt::format("the image is for {}/{}, this machine is {}", cfg.os, cfg.architecture,
+                          opts.ingest.platform.str()));
+
+  std::vector<Digest> new_trees;
+  for (std::size_t i = 0; i < m.layers.size(); ++i) {
+    const Descriptor& layer = m.layers[i];
+    if (store.has_tree(layer.digest)) {
+      TreeRecord rec = POD_TRY(read_tree_record(store, layer.digest));
+      if (rec.basis != opts.basis.description)
+        return make_error(EINVAL,
+                          "layer {} was unpacked for ids '{}', but the store now maps '{}'; "
+                          "remove the images that use it and run pod image gc",
+                          layer.digest.str(), rec.basis, opts.basis.description);
+      if (rec.diff_id != cfg.diff_ids[i])
+        return make_error(EINVAL, "layer {}: config says diff_id {}, the stored tree has {}", layer.digest.str(),
+                          cfg.diff_ids[i].str(), rec.diff_id.str());
+      continue;
+    }
+    if (std::find(new_trees.begin(), new_trees.end(), layer.digest) != new_trees.end()) continue;
+    POD_TRY(unpack_into_staging(sblobs, strees, store, layer, cfg.diff_ids[i], i, m.layers.size(), opts));
+    new_trees.push_back(layer.digest);
+  }
+
+  // Everything is verified: make it durable, then visible, refs last.
+  std::vector<Digest> needed{img.manifest.digest, m.config.digest};
+  for (auto& l : m.layers) needed.push_back(l.digest);
+  bool staged_any = !new_trees.empty();
+  for (auto& d : needed)
+    if (!store.has_blob(d) && sys::exists_at(sblobs, d.hex)) staged_any = true;
+  if (staged_any) {
+    POD_TRY(store.sync_all());
+    for (auto& d : needed)
+      if (!store.has_blob(d) && sys::exists_at(sblobs, d.hex)) POD_TRY(store.adopt_blob(sblobs, d.hex, d));
+    for (auto& d : new_trees) POD_TRY(store.adopt_tree(strees, d.hex, d));
+    POD_TRY(store.sync_all());
+  }
+
+  ImportResult result;
+  result.manifest = img.manifest;
+  result.manifest.annotations.clear();
+  result.manifest.platform.reset();
+  result.format = img.format;
+  result.name = opts.name ? opts.name : name_from_source(img.source_name);
+  bool ref_changed = POD_TRY(store.set_ref(result.name, result.manifest));
+  result.changed = staged_any || ref_changed;
+  return result;
+}
+
+}  // namespace pod::cas

@@ -14,8 +14,12 @@
 
 namespace pod::cas {
 
+using sys::Fd;
+using sys::FdRef;
+
 enum class Format { automatic, oci, oci_archive, docker_archive, aci, rootfs };
 
+// "auto", "oci", "oci-archive", "docker-archive", "aci", "rootfs" (as --format takes them).
 [[nodiscard]] Result<Format> parse_format(std::string_view name);
 [[nodiscard]] std::string_view format_name(Format f);
 
@@ -41,7 +45,7 @@ struct IngestedImage {
 // every blob the chosen manifest needs that the store lacks, as files named by their
 // 64-hex digest, each verified against that digest. Blobs the formats lack (ACI and
 // rootfs manifests and configs, docker-archive manifests) are made here.
-[[nodiscard]] Result<IngestedImage> ingest(FdRef dir, std::string_view path, FdRef staging,
+[[nodiscard]] Result<IngestedImage> ingest(sys::FdRef dir, std::string_view path, sys::FdRef staging,
                                            const IngestOptions& opts);
 
 }  // namespace pod::cas

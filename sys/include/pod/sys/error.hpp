@@ -48,20 +48,25 @@ template <class... A>
 
 }  // namespace pod::sys
 
+#define POD_CAT_(a, b) a##b
+#define POD_CAT(a, b) POD_CAT_(a, b)
+
 // POD_TRY(expr): the value of a Result, or return its error from the enclosing function.
-#define POD_TRY(...)                                              \
-  ({                                                              \
-    auto pod_try_r_ = (__VA_ARGS__);                              \
-    if (!pod_try_r_) [[unlikely]]                                 \
-      return ::pod::sys::Unexpected(std::move(pod_try_r_).error()); \
-    std::move(pod_try_r_).value();                                \
+#define POD_TRY(...) POD_TRY_IMPL_(POD_CAT(pod_try_r_, __COUNTER__), __VA_ARGS__)
+#define POD_TRY_IMPL_(r, ...)                                 \
+  ({                                                          \
+    auto r = (__VA_ARGS__);                                   \
+    if (!r) [[unlikely]]                                      \
+      return ::pod::sys::Unexpected(std::move(r).error());    \
+    std::move(r).value();                                     \
   })
 
 // POD_TRY_CTX(expr, "doing {}", x): as POD_TRY, adding context to the error.
-#define POD_TRY_CTX(expr, ...)                                                        \
-  ({                                                                                  \
-    auto pod_try_r_ = (expr);                                                         \
-    if (!pod_try_r_) [[unlikely]]                                                     \
-      return ::pod::sys::Unexpected(std::move(pod_try_r_).error().context(__VA_ARGS__)); \
-    std::move(pod_try_r_).value();                                                    \
+#define POD_TRY_CTX(expr, ...) POD_TRY_CTX_IMPL_(POD_CAT(pod_try_r_, __COUNTER__), expr, __VA_ARGS__)
+#define POD_TRY_CTX_IMPL_(r, expr, ...)                                             \
+  ({                                                                                \
+    auto r = (expr);                                                                \
+    if (!r) [[unlikely]]                                                            \
+      return ::pod::sys::Unexpected(std::move(r).error().context(__VA_ARGS__));     \
+    std::move(r).value();                                                           \
   })

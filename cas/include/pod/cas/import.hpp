@@ -1,0 +1,58 @@
+// Importing an image into the store: ingest, verify, unpack, then make it visible.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pod/cas/ingest.hpp"
+#include "pod/cas/store.hpp"
+#include "pod/cas/unpack.hpp"
+
+namespace pod::cas {
+
+// How the store's files are owned: decided by the caller (cmd), recorded per tree.
+struct OwnershipBasis {
+  Ownership ownership = Ownership::exact;
+  OverlayXattrs overlay_xattrs = OverlayXattrs::trusted;
+  std::string description;  // "host", or the user namespace maps, for tree.json
+};
+
+struct ImportOptions {
+  IngestOptions ingest;
+  std::optional<ImageName> name;  // else the name the archive gives, else unnamed
+  OwnershipBasis basis;
+  Warn warn;
+};
+
+struct ImportResult {
+  Descriptor manifest;
+  std::optional<ImageName> name;
+  Format format = Format::automatic;
+  bool changed = false;  // false: the store already held exactly this
+};
+
+[[nodiscard]] Result<ImportResult> import_image(Store& store, sys::FdRef dir, std::string_view path,
+                                                const ImportOptions& opts);
+
+// What tree.json records about an unpacked layer.
+struct TreeRecord {
+  Digest layer;
+  Digest diff_id;
+  std::string basis;
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;
+  std::vector<std::uint32_t> uids, gids;
+};
+[[nodiscard]] Result<TreeRecord> read_tree_record(const Store& store, const Digest& layer);
+
+// The manifest and config of a stored image, read and verified.
+struct StoredImage {
+  Ref ref;
+  Manifest manifest;
+  ImageConfig config;
+  std::string config_json;
+};
+[[nodiscard]] Result<StoredImage> load_image(const Store& store, const Ref& ref);
+
+}  // namespace pod::cas

@@ -1,0 +1,100 @@
+#include "context.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "pod/idmap/userns.hpp"
+
+namespace pod::cmd {
+
+Globals& globals() {
+  static Globals g;
+  return g;
+}
+
+void warn(const std::string& text) {
+  if (!globals().quiet) std::fprintf(stderr, "pod: warning: %s\n", text.c_str());
+}
+
+void note(const std::string& text) {
+  if (!globals().quiet) std::fprintf(stderr, "%s\n", text.c_str());
+}
+
+namespace {
+
+// Ordinary users: every store command runs inside the store's user namespace, so the
+// files of the image keep their owners (as subordinate ids) and remain ours to remove.
+sys::Result<cas::OwnershipBasis> enter_store_namespace() {
+  static std::optional<cas::OwnershipBasis> entered;
+  if (entered) return *entered;
+  cas::OwnershipBasis basis;
+  if (::geteuid() == 0 && ::getuid() == 0) {
+    basis.description = "host";
+    entered = basis;
+    return basis;
+  }
+  idmap::StoreMapping m = POD_TRY(idmap::store_mapping_for_caller(warn));
+  POD_TRY_CTX(idmap::enter_user_namespace(m), "entering the store's user namespace");
+  basis.overlay_xattrs = cas::OverlayXattrs::user;
+  if (m.subordinate) {
+    basis.ownership = cas::Ownership::exact;
+    basis.description = m.describe();
+  } else {
+    basis.ownership = cas::Ownership::rootless_xattr;
+    basis.description = fmt::format("single uid {} gid {}", m.uids.extents[0].outer, m.gids.extents[0].outer);
+    static bool warned = false;
+    if (!warned)
+      warn(fmt::format("uid {} has no subordinate ids in /etc/subuid and /etc/subgid: files keep your "
+                       "own id, their owners in the image are kept in the user.rootlesscontainers "
+                       "xattr (add a range with usermod --add-subuids/--add-subgids)",
+                       m.uids.extents[0].outer));
+    warned = true;
+  }
+  entered = basis;
+  return basis;
+}
+
+}  // namespace
+
+sys::Result<OpenStore> open_store(sys::FileLock::Mode mode) {
+  // Resolve the path before entering the namespace: HOME and uid lookups are the host's.
+  std::string path = globals().root;
+  if (path.empty()) path = POD_TRY(cas::default_store_path());
+  cas::OwnershipBasis basis = POD_TRY(enter_store_namespace());
+  cas::Store store = POD_TRY(cas::Store::open(path, mode));
+  return OpenStore{std::move(store), std::move(basis)};
+}
+
+sys::Result<std::uint64_t> parse_size(std::string_view text) {
+  std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || errno || v < 0 || !std::isfinite(v))
+    return sys::make_error(EINVAL, "'{}' is not a size (e.g. 4096, 512K, 10M, 1.5G)", text);
+  std::string_view suffix(end);
+  if (suffix.ends_with("iB")) suffix.remove_suffix(2);
+  else if (suffix.ends_with("B") && suffix.size() == 2) suffix.remove_suffix(1);
+  double mult = 1;
+  if (suffix.empty()) mult = 1;
+  else if (suffix == "K" || suffix == "k") mult = 1024.0;
+  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
+  else if (suffix == "T" || suffix == "t") mult = 1024.0 * 1024 * 1024 * 1024;
+  else return sys::make_error(EINVAL, "'{}' is not a size (e.g. 4096, 512K, 10M, 1.5G)", text);
+  double bytes = v * mult;
+  if (bytes > 1.8e19) return sys::make_error(ERANGE, "size '{}' is too large", text);
+  return static_cast<std::uint64_t>(bytes);
+}
+
+std::string human_size(std::uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, ++u;
+  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+}  // namespace pod::cmd

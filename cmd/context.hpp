@@ -1,0 +1,39 @@
+// What every command shares: global flags, the store, and how to report.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "pod/cas/import.hpp"
+#include "pod/cas/store.hpp"
+#include "pod/sys/error.hpp"
+
+namespace pod::cmd {
+
+struct Globals {
+  std::string root;  // --root
+  bool debug = false;
+  bool quiet = false;
+};
+
+Globals& globals();
+
+// Prints "pod: warning: ..." unless --quiet.
+void warn(const std::string& text);
+// Prints a note on stderr unless --quiet.
+void note(const std::string& text);
+
+// Opens the store, for ordinary users inside the store's user namespace (entered
+// once per process). The basis says how files in the store are owned.
+struct OpenStore {
+  cas::Store store;
+  cas::OwnershipBasis basis;
+};
+[[nodiscard]] sys::Result<OpenStore> open_store(sys::FileLock::Mode mode);
+
+// "512M", "1.5G", "4096": bytes, with binary suffixes K, M, G, T.
+[[nodiscard]] sys::Result<std::uint64_t> parse_size(std::string_view text);
+[[nodiscard]] std::string human_size(std::uint64_t bytes);
+
+}  // namespace pod::cmd
