@@ -22,8 +22,6 @@ void note(const std::string& text) {
   if (!globals().quiet) std::fprintf(stderr, "%s\n", text.c_str());
 }
 
-namespace {
-
 // Ordinary users: every store command runs inside the store's user namespace, so the
 // files of the image keep their owners (as subordinate ids) and remain ours to remove.
 sys::Result<cas::OwnershipBasis> enter_store_namespace() {
@@ -55,8 +53,6 @@ sys::Result<cas::OwnershipBasis> enter_store_namespace() {
   entered = basis;
   return basis;
 }
-
-}  // namespace
 
 sys::Result<OpenStore> open_store(sys::FileLock::Mode mode) {
   // Resolve the path before entering the namespace: HOME and uid lookups are the host's.

@@ -32,6 +32,9 @@ struct OpenStore {
 };
 [[nodiscard]] sys::Result<OpenStore> open_store(sys::FileLock::Mode mode);
 
+// Enters the store's user namespace (ordinary users; nothing for root), once.
+[[nodiscard]] sys::Result<cas::OwnershipBasis> enter_store_namespace();
+
 // "512M", "1.5G", "4096": bytes, with binary suffixes K, M, G, T.
 [[nodiscard]] sys::Result<std::uint64_t> parse_size(std::string_view text);
 [[nodiscard]] std::string human_size(std::uint64_t bytes);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   app.add_flag("--debug", g.debug, "more detail on errors");
   app.add_flag("--quiet", g.quiet, "no progress, notes or warnings");
   add_image_commands(app);
+  add_unshare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
