@@ -205,6 +205,25 @@ bool valid_component(std::string_view c) {
   return true;
 }
 
+// A registry host, "registry.example.com" or "localhost:5000", as a first component.
+bool valid_domain(std::string_view c) {
+  auto colon = c.find(':');
+  std::string_view host = c.substr(0, colon);
+  if (host.empty() || host.front() == '-' || host.back() == '-' || host.front() == '.' || host.back() == '.' ||
+      host.find("..") != std::string_view::npos)
+    return false;
+  for (char ch : host)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') return false;
+  if (colon == std::string_view::npos) return true;
+  std::string_view port = c.substr(colon + 1);
+  if (port.empty() || port.size() > 5) return false;
+  return port.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+bool looks_like_domain(std::string_view c) {
+  return c.find('.') != std::string_view::npos || c.find(':') != std::string_view::npos || c == "localhost";
+}
+
 bool valid_tag(std::string_view t) {
   if (t.empty() || t.size() > 128) return false;
   auto ok = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; };
@@ -218,6 +237,12 @@ bool valid_tag(std::string_view t) {
 Result<ImageName> ImageName::parse(std::string_view text) {
   ImageName n;
   std::string_view name = text;
+  auto first_slash = text.find('/');
+  std::string_view domain;
+  if (first_slash != std::string_view::npos && looks_like_domain(text.substr(0, first_slash))) {
+    domain = text.substr(0, first_slash);
+    if (!valid_domain(domain)) return make_error(EINVAL, "image name '{}': '{}' is not a registry host[:port]", text, domain);
+  }
   auto slash = text.rfind('/');
   auto colon = text.rfind(':');
   if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) {
@@ -227,7 +252,8 @@ Result<ImageName> ImageName::parse(std::string_view text) {
       return make_error(EINVAL, "image name '{}': tag '{}' is not [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}", text, n.tag);
   }
   if (name.empty() || name.size() > 255) return make_error(EINVAL, "image name '{}' is empty or too long", text);
-  std::size_t i = 0;
+  std::size_t i = domain.empty() ? 0 : domain.size() + 1;
+  if (i >= name.size() && !domain.empty()) return make_error(EINVAL, "image name '{}' has no repository", text);
   while (i <= name.size()) {
     std::size_t j = name.find('/', i);
     if (j == std::string_view::npos) j = name.size();

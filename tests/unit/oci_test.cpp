@@ -98,7 +98,12 @@ TEST_CASE("image names") {
   REQUIRE(n);
   CHECK(n->str() == "busybox:latest");
   CHECK(ImageName::parse("library/debian:bookworm-slim")->str() == "library/debian:bookworm-slim");
-  CHECK(ImageName::parse("a.b_c-d/e__f:1.0")->tag == "1.0");
+  auto sep = ImageName::parse("a.b-c/e__f.g_h-i:1.0");
+  REQUIRE(sep);
+  CHECK(sep->tag == "1.0");
+  CHECK(ImageName::parse("localhost:5000/team/app:v2")->name == "localhost:5000/team/app");
+  CHECK(ImageName::parse("Registry.Example.com/app")->str() == "Registry.Example.com/app:latest");
+  CHECK(!ImageName::parse("localhost:50x/app"));
   CHECK(!ImageName::parse("Busybox"));
   CHECK(!ImageName::parse("../x"));
   CHECK(!ImageName::parse("a//b"));
