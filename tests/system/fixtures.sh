@@ -54,7 +54,7 @@ make_aci() {
  "app":{"exec":["/bin/sh","-c","echo hi"],"user":"1234","group":"5678","workingDirectory":"/home/app",
         "environment":[{"name":"GREETING","value":"hello"}]}}
 JSON
-  actool build --owner-root "$d/image" "$out"
+  actool build "$d/image" "$out"
   rm -rf "$d"
 }
 
@@ -64,15 +64,15 @@ tree_of() {
   echo "$STORE/trees/${layer#sha256:}/root"
 }
 
-# listing DIR [UIDSHIFT]: owners, modes, types, sizes, link targets, hard-link counts,
-# content hashes and xattrs of every inode, with owners reduced by UIDSHIFT mapping
-# (for rootless trees: host id -> image id), for comparing trees.
+# listing DIR [noxattrs]: owners, modes, types, sizes, link targets, hard-link counts,
+# content hashes and (unless "noxattrs") xattrs of every inode, for comparing trees.
 listing() {
-  local dir=$1
+  local dir=$1 xattrs=${2:-xattrs}
   (cd "$dir" && find . -mindepth 1 \( -type f -o -type l -o -type p -o -type c -o -type d \) \
       -printf '%p %y %#m %U:%G %n %l\n' | LC_ALL=C sort)
   (cd "$dir" && find . -type f -printf '%p %s\n' | LC_ALL=C sort)
   (cd "$dir" && find . -type f ! -name sparse -exec sha256sum {} + | LC_ALL=C sort)
+  [[ $xattrs == xattrs ]] || return 0
   (cd "$dir" && find . -type f -o -type d | LC_ALL=C sort | while read -r f; do
      getfattr -h -d -m '^(user|security)\.' -e hex "$f" 2>/dev/null | grep -v '^#' | sed "s|^|$f |"
    done)

@@ -26,8 +26,12 @@ enum class Format { automatic, oci, oci_archive, docker_archive, aci, rootfs };
 struct IngestOptions {
   Format format = Format::automatic;
   Limits limits;
+  // Picks among the entries of an image index; also the architecture a rootfs tarball
+  // (and an ACI without an arch label) is said to be for.
   Platform platform = Platform::host();
-  // Which image of a source with several (OCI index ref.name, docker RepoTags); empty: the only one.
+  // Which image of a source with several: an OCI index entry whose ref.name is this or
+  // its tag part; a docker-archive RepoTags entry ("busybox" = "docker.io/library/busybox:latest").
+  // Empty: the only one (several: an error listing them).
   std::string source_ref;
   Warn warn;
   // Opens a blob the store already holds (nullopt: not there). Such a blob need not be
@@ -44,7 +48,13 @@ struct IngestedImage {
 // Reads the image at path (relative to dir; a directory or a file). Leaves in `staging`
 // every blob the chosen manifest needs that the store lacks, as files named by their
 // 64-hex digest, each verified against that digest. Blobs the formats lack (ACI and
-// rootfs manifests and configs, docker-archive manifests) are made here.
+// rootfs manifests and configs, docker-archive manifests) are made here. Made
+// manifests are OCI image manifests with an OCI config media type.
+//
+// Detection (format automatic) reads a file twice, so a pipe needs an explicit format.
+// Staging never keeps a partial file: blobs are written under ".ingest-*.tmp" names
+// and renamed (read-only) once verified. On failure, verified blobs may remain.
+// Nothing is written anywhere but `staging`; member names are never used as paths.
 [[nodiscard]] Result<IngestedImage> ingest(sys::FdRef dir, std::string_view path, sys::FdRef staging,
                                            const IngestOptions& opts);
 
