@@ -12,19 +12,6 @@ using sys::make_error;
 
 namespace {
 
-// Removes a staging directory whatever way the import ends.
-class Staging {
- public:
-  Staging(FdRef tmp, std::string name) : tmp_(tmp), name_(std::move(name)) {}
-  ~Staging() { (void)sys::remove_tree(tmp_, name_); }
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-
- private:
-  FdRef tmp_;
-  std::string name_;
-};
-
 // A blob the import needs: staged by ingest, or already in the store.
 Result<Fd> open_needed(const Store& store, FdRef staged, const Digest& d) {
   auto fd = sys::open_at(staged, d.hex, O_RDONLY | O_NOFOLLOW);
@@ -69,17 +56,30 @@ std::string tree_record_json(const Descriptor& layer, const TreeSummary& s, cons
   return j.dump(1) + "\n";
 }
 
-// Unpacks one layer into staging/trees/<hex>/ (root/, files.jsonl, tree.json).
-Result<void> unpack_into_staging(FdRef staged_blobs, FdRef staged_trees, const Store& store,
-                                 const Descriptor& layer, const Digest& diff_id, std::size_t index,
-                                 std::size_t count, const ImportOptions& opts) {
-  Fd blob = POD_TRY(open_needed(store, staged_blobs, layer.digest));
-  struct stat st = POD_TRY(sys::stat_fd(blob));
-  if (static_cast<std::uint64_t>(st.st_size) != layer.size)
-    return make_error(EINVAL, "layer {}: size is {} bytes, the descriptor says {}", layer.digest.str(),
-                      st.st_size, layer.size);
-  POD_TRY(sys::ensure_dir(staged_trees, layer.digest.hex, 0700));
-  Fd tree = POD_TRY(sys::open_dir(staged_trees, layer.digest.hex));
+}  // namespace
+
+Result<StagingArea> StagingArea::create(const Store& store) {
+  std::string name = POD_TRY(sys::make_temp_dir(store.tmp_dir(), "import-"));
+  StagingArea area(store.tmp_dir(), std::move(name));
+  Fd dir = POD_TRY(sys::open_dir(area.tmp_, area.name_));
+  POD_TRY(sys::ensure_dir(dir, "blobs", 0700));
+  POD_TRY(sys::ensure_dir(dir, "trees", 0700));
+  area.blobs_ = POD_TRY(sys::open_dir(dir, "blobs"));
+  area.trees_ = POD_TRY(sys::open_dir(dir, "trees"));
+  return area;
+}
+
+StagingArea::StagingArea(StagingArea&& o) noexcept
+    : tmp_(o.tmp_), name_(std::exchange(o.name_, {})), blobs_(std::move(o.blobs_)), trees_(std::move(o.trees_)) {}
+
+StagingArea::~StagingArea() {
+  if (!name_.empty()) (void)sys::remove_tree(tmp_, name_);
+}
+
+Result<void> unpack_to_staging(const StagingArea& staging, FdRef stream, const Descriptor& layer,
+                               const Digest& diff_id, const ImportOptions& opts, std::string progress_label) {
+  POD_TRY(sys::ensure_dir(staging.trees(), layer.digest.hex, 0700));
+  Fd tree = POD_TRY(sys::open_dir(staging.trees(), layer.digest.hex));
   POD_TRY(sys::ensure_dir(tree, "root", 0755));
   Fd root = POD_TRY(sys::open_dir(tree, "root"));
   Fd list = POD_TRY(sys::open_at(tree, "files.jsonl", O_WRONLY | O_CREAT | O_EXCL, 0600));
@@ -90,15 +90,13 @@ Result<void> unpack_into_staging(FdRef staged_blobs, FdRef staged_trees, const S
   uo.expected_diff_id = diff_id;
   uo.warn = opts.warn;
   uo.progress_total = layer.size;
-  uo.progress_label = fmt::format("layer {}/{} {}", index + 1, count, layer.digest.hex.substr(0, 12));
-  TreeSummary s = POD_TRY_CTX(unpack_layer(blob, root, list, uo), "layer {}", layer.digest.str());
-  std::string record = tree_record_json(layer, s, opts.basis);
+  uo.progress_label = std::move(progress_label);
+  TreeSummary s = POD_TRY_CTX(unpack_layer(stream, root, list, uo), "layer {}", layer.digest.str());
+  // tree.json is written last: its presence says the tree is complete.
   Fd rec = POD_TRY(sys::open_at(tree, "tree.json", O_WRONLY | O_CREAT | O_EXCL, 0644));
-  POD_TRY(sys::write_all(rec, record));
+  POD_TRY(sys::write_all(rec, tree_record_json(layer, s, opts.basis)));
   return {};
 }
-
-}  // namespace
 
 Result<TreeRecord> read_tree_record(const Store& store, const Digest& layer) {
   Fd tree = POD_TRY(store.open_tree(layer));
@@ -135,14 +133,7 @@ Result<StoredImage> load_image(const Store& store, const Ref& ref) {
 }
 
 Result<ImportResult> import_image(Store& store, FdRef dir, std::string_view path, const ImportOptions& opts) {
-  std::string staging_name = POD_TRY(sys::make_temp_dir(store.tmp_dir(), "import-"));
-  Staging guard(store.tmp_dir(), staging_name);
-  Fd staging = POD_TRY(sys::open_dir(store.tmp_dir(), staging_name));
-  POD_TRY(sys::ensure_dir(staging, "blobs", 0700));
-  POD_TRY(sys::ensure_dir(staging, "trees", 0700));
-  Fd sblobs = POD_TRY(sys::open_dir(staging, "blobs"));
-  Fd strees = POD_TRY(sys::open_dir(staging, "trees"));
-
+  StagingArea staging = POD_TRY(StagingArea::create(store));
   IngestOptions io = opts.ingest;
   io.warn = opts.warn;
   io.open_stored = [&store](const Digest& d) -> std::optional<Fd> {
@@ -151,9 +142,15 @@ Result<ImportResult> import_image(Store& store, FdRef dir, std::string_view path
     if (!fd) return std::nullopt;
     return std::move(*fd);
   };
-  IngestedImage img = POD_TRY(ingest(dir, path, sblobs, io));
-  const Limits& limits = opts.ingest.limits;
+  IngestedImage img = POD_TRY(ingest(dir, path, staging.blobs(), io));
+  return finish_import(store, staging, img, opts);
+}
 
+Result<ImportResult> finish_import(Store& store, const StagingArea& staging, const IngestedImage& img,
+                                   const ImportOptions& opts) {
+  FdRef sblobs = staging.blobs();
+  FdRef strees = staging.trees();
+  const Limits& limits = opts.ingest.limits;
   std::string mtext = POD_TRY(read_json_blob(store, sblobs, img.manifest, "manifest", limits));
   Manifest m = POD_TRY_CTX(parse_manifest(mtext), "manifest {}", img.manifest.digest.str());
   std::string ctext = POD_TRY(read_json_blob(store, sblobs, m.config, "config", limits));
@@ -181,7 +178,15 @@ Result<ImportResult> import_image(Store& store, FdRef dir, std::string_view path
       continue;
     }
     if (std::find(new_trees.begin(), new_trees.end(), layer.digest) != new_trees.end()) continue;
-    POD_TRY(unpack_into_staging(sblobs, strees, store, layer, cfg.diff_ids[i], i, m.layers.size(), opts));
+    if (!sys::exists_at(strees, layer.digest.hex + "/tree.json")) {
+      Fd blob = POD_TRY(open_needed(store, sblobs, layer.digest));
+      struct stat st = POD_TRY(sys::stat_fd(blob));
+      if (static_cast<std::uint64_t>(st.st_size) != layer.size)
+        return make_error(EINVAL, "layer {}: size is {} bytes, the descriptor says {}", layer.digest.str(),
+                          st.st_size, layer.size);
+      POD_TRY(unpack_to_staging(staging, blob, layer, cfg.diff_ids[i], opts,
+                                fmt::format("layer {}/{} {}", i + 1, m.layers.size(), layer.digest.hex.substr(0, 12))));
+    }
     new_trees.push_back(layer.digest);
   }
 

@@ -35,6 +35,36 @@ struct ImportResult {
 [[nodiscard]] Result<ImportResult> import_image(Store& store, sys::FdRef dir, std::string_view path,
                                                 const ImportOptions& opts);
 
+// A staging area in the store's tmp/: blobs/ (files named by hex digest, verified) and
+// trees/ (unpacked layers), removed with everything in it when destroyed.
+class StagingArea {
+ public:
+  [[nodiscard]] static Result<StagingArea> create(const Store& store);
+  StagingArea(StagingArea&&) noexcept;
+  StagingArea& operator=(StagingArea&&) = delete;
+  ~StagingArea();
+  [[nodiscard]] sys::FdRef blobs() const { return blobs_; }
+  [[nodiscard]] sys::FdRef trees() const { return trees_; }
+
+ private:
+  StagingArea(sys::FdRef tmp, std::string name) : tmp_(tmp), name_(std::move(name)) {}
+  sys::FdRef tmp_;
+  std::string name_;
+  Fd blobs_, trees_;
+};
+
+// Unpacks one layer read from `stream` (a file or a pipe: a fetch unpacks while it
+// downloads) into staging trees/<hex>/, checking its diff_id. finish_import then skips it.
+[[nodiscard]] Result<void> unpack_to_staging(const StagingArea& staging, sys::FdRef stream, const Descriptor& layer,
+                                             const Digest& diff_id, const ImportOptions& opts,
+                                             std::string progress_label);
+
+// The second half of an import (or fetch): reads and checks the manifest and config
+// (from staging or the store), unpacks the layers neither staging nor the store has,
+// makes everything durable, moves it into the store, and writes the ref last.
+[[nodiscard]] Result<ImportResult> finish_import(Store& store, const StagingArea& staging,
+                                                 const IngestedImage& image, const ImportOptions& opts);
+
 // What tree.json records about an unpacked layer.
 struct TreeRecord {
   Digest layer;
