@@ -254,10 +254,12 @@ Result<std::vector<Ref>> Store::remove_refs(std::string_view image) {
 
 Result<Ref> Store::resolve(std::string_view image) const {
   std::vector<Ref> all = POD_TRY(refs());
-  // A name first: "busybox" means busybox:latest.
+  // A name first: "busybox" means busybox:latest, and, as docker load shows them,
+  // names from Docker Hub answer without "docker.io/" or "docker.io/library/".
   if (auto n = ImageName::parse(image)) {
-    for (auto& r : all)
-      if (r.name && r.name->str() == n->str()) return r;
+    for (const char* prefix : {"", "docker.io/", "docker.io/library/"})
+      for (auto& r : all)
+        if (r.name && r.name->str() == prefix + n->str()) return r;
   }
   std::string_view hex = image;
   if (hex.starts_with("sha256:")) hex.remove_prefix(7);

@@ -74,6 +74,6 @@ listing() {
   (cd "$dir" && find . -type f ! -name sparse -exec sha256sum {} + | LC_ALL=C sort)
   [[ $xattrs == xattrs ]] || return 0
   (cd "$dir" && find . -type f -o -type d | LC_ALL=C sort | while read -r f; do
-     getfattr -h -d -m '^(user|security)\.' -e hex "$f" 2>/dev/null | grep -v '^#' | sed "s|^|$f |"
+     { getfattr -h -d -m '^(user|security)\.' -e hex "$f" 2>/dev/null || true; } | { grep -v -e '^#' -e '^$' || true; } | sed "s|^|$f |"
    done)
 }

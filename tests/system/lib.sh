@@ -55,11 +55,13 @@ make_test_user() {
   command -v newuidmap >/dev/null || skip "newuidmap missing (Debian: uidmap)"
   TEST_USER=podt$$
   SUBID_START=${1:-400000}
-  useradd --create-home --shell /bin/bash "$TEST_USER"
-  at_exit "userdel --remove $TEST_USER 2>/dev/null"
   local count=${2:-65536}
   cp /etc/subuid "$T/subuid.orig"; cp /etc/subgid "$T/subgid.orig"
   at_exit "cp '$T/subuid.orig' /etc/subuid; cp '$T/subgid.orig' /etc/subgid"
+  useradd --create-home --shell /bin/bash "$TEST_USER"
+  at_exit "userdel --remove $TEST_USER 2>/dev/null"
+  # useradd gives new users a range of its own; the test wants exactly this one.
+  sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subuid
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subgid
 }

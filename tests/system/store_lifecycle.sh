@@ -38,7 +38,7 @@ skopeo inspect "oci-archive:$T/out-oci.tar" | jq -e --arg d "$digest" '.Digest =
 pod image export busybox:1 "$T/out-docker.tar" --format docker-archive
 skopeo inspect "docker-archive:$T/out-docker.tar" | jq -e '.Layers | length == 1' >/dev/null || fail "exported docker-archive"
 assert_eq "$(pod image import "$T/out-oci.tar" --name busybox:2)" "$digest" "re-imported export"
-d2=$(pod image import "$T/out-docker.tar")
+d2=$(pod image import "$T/out-docker.tar" --name busybox:docker)
 pod image inspect busybox:1 --json | jq -r '.layers[0].diff_id' >"$T/a"
 pod image inspect "$d2" --json | jq -r '.layers[0].diff_id' >"$T/b"
 cmp -s "$T/a" "$T/b" || fail "docker-archive export changed the layer content"
@@ -55,9 +55,12 @@ out=$(pod image verify 2>/dev/null || true)
 assert_contains "$out" "blob $layer: content changed"
 cp "$T/blob.bak" "$blob"; chmod 0444 "$blob"
 tree=$STORE/trees/${layer#sha256:}/root
-echo tampered >>"$tree/etc/passwd"
+printf 'X' | dd of="$tree/etc/passwd" bs=1 seek=3 conv=notrunc 2>/dev/null   # same size, one byte
 out=$(pod image verify busybox:1 2>/dev/null || true)
 assert_contains "$out" "tree $layer: etc/passwd: content changed"
+echo more >>"$tree/etc/passwd"
+out=$(pod image verify busybox:1 2>/dev/null || true)
+assert_contains "$out" "tree $layer: etc/passwd: size changed"
 chmod 0600 "$tree/etc/group"
 out=$(pod image verify busybox:1 2>/dev/null || true)
 assert_contains "$out" "etc/group"
@@ -73,7 +76,7 @@ assert_eq "$rc" 124 "gc while an import holds the lock shared (124: still waitin
 wait
 
 note "rm and gc remove what nothing references"
-pod image rm busybox:1 busybox:2 "$d2" >/dev/null 2>&1
+pod image rm busybox:1 busybox:2 busybox:docker >/dev/null 2>&1
 pod image gc >/dev/null 2>&1
 assert_eq "$(ls "$STORE/blobs/sha256" | wc -l)" 0 "blobs after rm and gc"
 assert_eq "$(ls "$STORE/trees" | wc -l)" 0 "trees after rm and gc"
