@@ -132,6 +132,35 @@ Result<std::string> make_temp_dir(FdRef dir, std::string_view prefix, mode_t mod
 
 namespace {
 
+// Makes a directory we own readable and writable by us, as rm -rf does not but an image
+// needs: layers hold 0555 and 0000 directories. AT_SYMLINK_NOFOLLOW: if `name` was
+// swapped for a symlink since it was checked, nothing outside is changed.
+bool make_ours(int dirfd, const char* name) {
+  struct stat st;
+  if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) return false;
+  const mode_t mode = (st.st_mode & 07777) | 0700;
+  if (::fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  // glibc says EOPNOTSUPP for a symlink, and also when /proc is not mounted (it goes
+  // through /proc/self/fd before fchmodat2, Linux 6.6): then chmod, if still a directory.
+  if (errno != EOPNOTSUPP) return false;
+  if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) return false;
+  return ::fchmodat(dirfd, name, mode, 0) == 0;
+}
+
+// unlinkat, retrying once after making the directory writable when that is the reason.
+int unlink_in(int dirfd, const char* name, int flags, bool& dir_made_writable) {
+  int r = ::unlinkat(dirfd, name, flags);
+  if (r != 0 && errno == EACCES && !dir_made_writable) {
+    dir_made_writable = true;
+    struct stat st;
+    if (::fstat(dirfd, &st) == 0 && ::fchmod(dirfd, (st.st_mode & 07777) | 0700) == 0)
+      r = ::unlinkat(dirfd, name, flags);
+    else
+      errno = EACCES;
+  }
+  return r;
+}
+
 // Empties the directory open as `dirfd` (device `dev`), depth first, by descriptors.
 Result<void> empty_dir(int dirfd, dev_t dev, int depth) {
   if (depth > 4096) return make_error(ELOOP, "directory tree too deep to remove");
@@ -143,6 +172,7 @@ Result<void> empty_dir(int dirfd, dev_t dev, int depth) {
     return sys_error("fdopendir");
   }
   Result<void> result;
+  bool writable = false;
   while (result) {
     errno = 0;
     struct dirent* e = ::readdir(d);
@@ -165,8 +195,10 @@ Result<void> empty_dir(int dirfd, dev_t dev, int depth) {
       int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0 && errno == EACCES) {
         // We own it but cannot read it (mode 0): make it ours to read, as rm -rf would.
-        ::fchmodat(dirfd, e->d_name, 0700, 0);
-        sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (make_ours(dirfd, e->d_name))
+          sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        else
+          errno = EACCES;
       }
       if (sub < 0) {
         result = sys_error("open '{}'", n);
@@ -177,9 +209,9 @@ Result<void> empty_dir(int dirfd, dev_t dev, int depth) {
         result = Unexpected(std::move(r.error()).context("{}", n));
         break;
       }
-      if (::unlinkat(dirfd, e->d_name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+      if (unlink_in(dirfd, e->d_name, AT_REMOVEDIR, writable) != 0 && errno != ENOENT)
         result = sys_error("rmdir '{}'", n);
-    } else if (::unlinkat(dirfd, e->d_name, 0) != 0 && errno != ENOENT) {
+    } else if (unlink_in(dirfd, e->d_name, 0, writable) != 0 && errno != ENOENT) {
       result = sys_error("unlink '{}'", n);
     }
   }
@@ -201,6 +233,8 @@ Result<void> remove_tree(FdRef dir, std::string_view name) {
     return {};
   }
   int fd = ::openat(dir.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES && make_ours(dir.get(), n.c_str()))
+    fd = ::openat(dir.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return sys_error("open '{}'", name);
   Fd sub(fd);
   POD_TRY_CTX(empty_dir(sub.get(), st.st_dev, 0), "removing '{}'", name);

@@ -41,6 +41,12 @@ Result<Fd> walk(FdRef root, std::string_view path, int flags, Resolve how, mode_
   const bool absolute_start = !path.empty() && path.front() == '/';
   if (absolute_start && how != Resolve::in_root)
     return make_error(EXDEV, "'{}' is absolute", path);
+  // A trailing slash asks for a directory, as in the kernel: "file/" is ENOTDIR, and
+  // creating "name/" is EISDIR. split() drops the slash, so say it with the flags.
+  if (path.size() > 1 && path.back() == '/') {
+    if (flags & O_CREAT) return make_error(EISDIR, "open '{}'", path);
+    flags |= O_DIRECTORY;
+  }
 
   while (!todo.empty()) {
     std::string part = std::move(todo.back());
@@ -62,19 +68,28 @@ Result<Fd> walk(FdRef root, std::string_view path, int flags, Resolve how, mode_
     if (last) {
       // Open the final component for real; O_NOFOLLOW tells us if it is a symlink.
       int fd = ::openat(current(), part.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
-      if (fd >= 0) return Fd(fd);
-      int err = errno;
-      if (err != ELOOP && !(err == ENOTDIR && (flags & O_DIRECTORY)))
-        return make_error(err, "open '{}'", path);
-      // ELOOP (or ENOTDIR with O_DIRECTORY): maybe a symlink to follow.
-      struct stat st;
-      if (::fstatat(current(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode))
-        return make_error(err, "open '{}'", path);
-      if ((flags & O_NOFOLLOW) && !(flags & O_PATH)) return make_error(ELOOP, "open '{}'", path);
-      if (flags & O_NOFOLLOW) {  // O_PATH|O_NOFOLLOW opens the link itself
-        fd = ::openat(current(), part.c_str(), flags | O_CLOEXEC, mode);
-        if (fd < 0) return sys_error("open '{}'", path);
-        return Fd(fd);
+      if (fd >= 0) {
+        Fd opened(fd);
+        // O_PATH|O_NOFOLLOW succeeds on a symlink, opening the link itself: right only
+        // when the caller asked for O_NOFOLLOW; otherwise the link is followed below.
+        if (!(flags & O_PATH) || (flags & O_NOFOLLOW)) return opened;
+        struct stat st;
+        if (::fstat(opened.get(), &st) != 0) return sys_error("stat '{}'", path);
+        if (!S_ISLNK(st.st_mode)) return opened;
+      } else {
+        int err = errno;
+        if (err != ELOOP && !(err == ENOTDIR && (flags & O_DIRECTORY)))
+          return make_error(err, "open '{}'", path);
+        // ELOOP (or ENOTDIR with O_DIRECTORY): maybe a symlink to follow.
+        struct stat st;
+        if (::fstatat(current(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode))
+          return make_error(err, "open '{}'", path);
+        if ((flags & O_NOFOLLOW) && !(flags & O_PATH)) return make_error(ELOOP, "open '{}'", path);
+        if (flags & O_NOFOLLOW) {  // O_PATH|O_NOFOLLOW opens the link itself
+          fd = ::openat(current(), part.c_str(), flags | O_CLOEXEC, mode);
+          if (fd < 0) return sys_error("open '{}'", path);
+          return Fd(fd);
+        }
       }
     }
     int fd = ::openat(current(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
