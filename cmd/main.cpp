@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", g.quiet, "no progress, notes or warnings");
   add_image_commands(app);
   add_unshare_command(app);
+  add_idmap_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
