@@ -270,6 +270,8 @@ void add_image_commands(CLI::App& app) {
   auto* ver = image->add_subcommand("verify", "re-hash blobs and check trees; exit 1 naming what is damaged");
   ver->add_option("IMAGE", verify_image);
   ver->callback([] { chosen_action() = [] { return run_verify(verify_image); }; });
+
+  add_fetch_command(*image);
 }
 
 }  // namespace pod::cmd

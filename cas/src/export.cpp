@@ -88,7 +88,7 @@ template <class Sink>
 Result<std::uint64_t> decompress_blob(const Store& store, const Digest& d, Sink&& sink) {
   Fd fd = POD_TRY(store.open_blob(d));
   ReaderPtr a(archive_read_new(), &archive_read_free);
-  archive_read_support_filter_all(a.get());
+  enable_image_filters(a.get());
   archive_read_support_format_raw(a.get());
   if (archive_read_open_fd(a.get(), fd.get(), 1 << 20) != ARCHIVE_OK)
     return make_error(EIO, "layer {}: {}", d.str(), archive_error_string(a.get()) ?: "cannot read");

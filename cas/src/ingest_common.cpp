@@ -95,7 +95,7 @@ Result<Fd> open_staged(FdRef staging, const Digest& d) {
 Result<ArchiveReader> open_tar(FdRef fd) {
   ArchiveReader a(archive_read_new());
   if (!a) return make_error(ENOMEM, "archive_read_new");
-  archive_read_support_filter_all(a.get());
+  enable_image_filters(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_fd(a.get(), fd.get(), 1 << 16) != ARCHIVE_OK) {
     // libarchive fails the open when it cannot decompress the start: say so when

@@ -103,7 +103,10 @@ std::string link_target(std::string_view member, std::string_view target) {
     i = j + 1;
   }
   std::string out;
-  for (auto p : parts) out += (out.empty() ? "" : "/") + std::string(p);
+  for (auto p : parts) {
+    if (!out.empty()) out.push_back('/');
+    out.append(p);
+  }
   return out;
 }
 

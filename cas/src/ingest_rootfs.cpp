@@ -46,7 +46,7 @@ Result<IngestedImage> ingest_rootfs(FdRef file, const IngestOptions& opts, FdRef
   Tee tee{file.get(), &copy, {}, std::nullopt};
   ArchiveReader a(archive_read_new());
   if (!a) return make_error(ENOMEM, "archive_read_new");
-  archive_read_support_filter_all(a.get());
+  enable_image_filters(a.get());
   archive_read_support_format_raw(a.get());
   auto fail = [&](std::string_view doing) -> sys::Unexpected {
     if (tee.error) return sys::Unexpected(std::move(*tee.error));

@@ -31,9 +31,13 @@ make_ca() {
   printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext"
   openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
     -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=pod client" -keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$d/client-ext"
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/client-ext" -out "$d/client.cert" 2>/dev/null
 }
 
-# start_registry NAME [tls] [htpasswd FILE] [token REALM ISSUER SERVICE CERT]: sets
+# start_registry NAME [tls|mtls] [htpasswd FILE] [token REALM ISSUER SERVICE CERT]: sets
 # REG_<NAME>=127.0.0.1:PORT; the access log is $T/NAME.log; storage $T/NAME-storage.
 start_registry() {
   local name=$1; shift
@@ -49,6 +53,7 @@ start_registry() {
     while (($#)); do
       case $1 in
         tls) echo "  tls: {certificate: $T/pki/server.crt, key: $T/pki/server.key}"; shift ;;
+        mtls) echo "  tls: {certificate: $T/pki/server.crt, key: $T/pki/server.key, clientcas: [$T/pki/ca.crt]}"; shift ;;
         htpasswd) echo "auth: {htpasswd: {realm: pod-test, path: $2}}"; shift 2 ;;
         token) echo "auth: {token: {realm: \"$2\", issuer: $3, service: $4, rootcertbundle: $5}}"; shift 5 ;;
         *) fail "start_registry: unknown option $1" ;;
@@ -63,8 +68,9 @@ start_registry() {
   printf -v "PID_${name^^}" '%s' "$pid"
 }
 
-# blob_gets NAME: how many blob GETs the registry NAME has answered so far.
-blob_gets() { grep -c '"GET /v2/[^"]*/blobs/sha256:' "$T/$1.log" || true; }
+# blob_gets NAME: how many blob GETs by pod the registry NAME has answered so far
+# (its access log; skopeo's own requests are not counted).
+blob_gets() { grep '"GET /v2/[^"]*/blobs/sha256:' "$T/$1.log" | grep -c '"pod/' || true; }
 
 # make_image LAYOUT TAG ROOTFS [ARCH]: an OCI layout image made by umoci from ROOTFS.
 make_image() {
@@ -95,14 +101,45 @@ push() {
     fail "skopeo could not push $src to $dst"
 }
 
-# The store holds exactly what skopeo sees in the registry: manifest digest, config, layers.
+# layer_tree IMAGE [N]: the unpacked tree of layer N (from 0) of IMAGE.
+layer_tree() {
+  local layer; layer=$(pod image inspect --json "$1" | jq -r ".layers[${2:-0}].digest")
+  echo "$STORE/trees/${layer#sha256:}/root"
+}
+
+# check_like_skopeo IMAGE REF ARCH [skopeo options]: the store holds the image skopeo
+# sees in the registry (REF) for ARCH: manifest digest (through an index), layers,
+# platform, config bytes; read from the store's own files (it is an OCI layout), from
+# skopeo when the manifest is an OCI one (skopeo reads no Docker types from a layout),
+# and from pod image inspect.
 check_like_skopeo() {
-  local image=$1 ref=$2; shift 2
-  local theirs ours
-  theirs=$(skopeo inspect --raw "$@" "$ref" | sha256sum | cut -d' ' -f1)
-  ours=$(pod image inspect --json "$image" | jq -r .digest)
-  assert_eq "$ours" "sha256:$theirs" "manifest digest of $image vs skopeo inspect of $ref"
-  theirs=$(skopeo inspect "$@" "$ref" | jq -c '[.Layers[]]')
-  ours=$(pod image inspect --json "$image" | jq -c '[.layers[].digest]')
-  assert_eq "$ours" "$theirs" "layers of $image vs skopeo inspect of $ref"
+  local image=$1 ref=$2 arch=$3; shift 3
+  local raw=$T/skopeo-raw want
+  skopeo inspect --raw "$@" "$ref" >"$raw" || fail "skopeo inspect --raw $ref"
+  if jq -e .manifests "$raw" >/dev/null; then
+    want=$(jq -r --arg a "$arch" '.manifests[] | select(.platform.architecture == $a) | .digest' "$raw")
+  else
+    want=sha256:$(sha256sum <"$raw" | cut -d' ' -f1)
+  fi
+  skopeo inspect --override-arch "$arch" "$@" "$ref" >"$T/sk-registry" || fail "skopeo inspect $ref"
+  local entry man cfg
+  entry=$(jq -c --arg n "$image" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $n)' \
+    "$STORE/index.json")
+  assert_eq "$(jq -r .digest <<<"$entry")" "$want" "manifest digest of $image: store vs registry ($arch)"
+  assert_eq "$(pod image inspect --json "$image" | jq -r .digest)" "$want" "pod image inspect digest of $image"
+  man=$STORE/blobs/sha256/${want#sha256:}
+  cfg=$STORE/blobs/sha256/$(jq -r .config.digest "$man" | cut -d: -f2)
+  assert_eq "$(jq -c '[.layers[].digest]' "$man")" "$(jq -c .Layers "$T/sk-registry")" "layers of $image"
+  assert_eq "$(jq -r '.os + "/" + .architecture' "$cfg")" "$(jq -r '.Os + "/" + .Architecture' "$T/sk-registry")" \
+    "platform of $image"
+  assert_eq "$(sha256sum <"$cfg")" "$(skopeo inspect --config --raw --override-arch "$arch" "$@" "$ref" | sha256sum)" \
+    "config bytes of $image: store vs registry"
+  assert_eq "$(pod image inspect --json "$image" | jq -c '[.layers[].digest]')" "$(jq -c '[.layers[].digest]' "$man")" \
+    "pod image inspect layers of $image"
+  if [[ $(jq -r .mediaType <<<"$entry") == application/vnd.oci.* ]]; then
+    skopeo inspect "oci:$STORE:$image" >"$T/sk-store" || fail "skopeo inspect of $image in the store"
+    assert_eq "$(jq -r .Digest "$T/sk-store")" "$want" "skopeo's digest of $image in the store"
+    local q='[.Layers, .Architecture, .Os] | tostring'
+    assert_eq "$(jq -r "$q" "$T/sk-store")" "$(jq -r "$q" "$T/sk-registry")" "skopeo of $image: store vs registry"
+  fi
 }

@@ -20,3 +20,14 @@ struct Limits {
 using Warn = std::function<void(const std::string&)>;
 
 }  // namespace pod::cas
+
+struct archive;
+
+namespace pod::cas {
+
+// Enables the compressions images use (gzip, bzip2, xz, zstd; none is always on) on a
+// libarchive reader, and no others: libarchive runs outside programs (lrzip, lzop, ...)
+// for formats it lacks, which an image must not be able to start.
+void enable_image_filters(struct archive* a);
+
+}  // namespace pod::cas

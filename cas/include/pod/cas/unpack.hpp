@@ -55,6 +55,21 @@ struct TreeSummary {
 
 // Compares the tree below `root` with the record `file_list` written by unpack_layer;
 // returns one line per difference ("etc/passwd: content changed"), empty when equal.
+// Owners are compared as stored, so run it as the user (or in the namespace) that
+// unpacked. It never follows a symlink nor leaves root's filesystem.
+//
+// The file list: one JSON object a line, in archive order, the last line of a path
+// winning. "p": path ("." the root; "px": hex when not UTF-8), "t": f file, d directory,
+// l symlink, h hard link, c/b device, p fifo, w whiteout, o opaque marker of directory p;
+// "m" mode bits, "u"/"g" owner as stored, "s" size and "h" XXH3-64 (hex) of a file's
+// content, "l" ("lx") symlink or hard link target, "r" device number, "x" opaque xattr.
 [[nodiscard]] Result<std::vector<std::string>> verify_tree(FdRef root, FdRef file_list);
+
+// The value of user.rootlesscontainers for an owner, as umoci writes it: the protobuf
+// message `Resource { uint32 uid = 1; uint32 gid = 2; }`, where an id of 0 is written as
+// 0xFFFFFFFF ("leave unchanged"); nullopt for 0:0, which needs no xattr.
+[[nodiscard]] std::optional<std::string> rootless_xattr_value(std::uint32_t uid, std::uint32_t gid);
+
+inline constexpr const char* kRootlessXattr = "user.rootlesscontainers";
 
 }  // namespace pod::cas
