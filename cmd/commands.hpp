@@ -19,6 +19,7 @@ void add_image_commands(CLI::App& app);
 void add_fetch_command(CLI::App& image);  // pod image fetch, registered by add_image_commands
 void add_unshare_command(CLI::App& app);
 void add_idmap_commands(CLI::App& app);
+void add_volume_commands(CLI::App& app);
 
 // Prints "pod: MESSAGE" (and the errno name) for an error; returns exit status 1.
 int report(const struct sys::Error& e);

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add_image_commands(app);
   add_unshare_command(app);
   add_idmap_commands(app);
+  add_volume_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,54 @@
+// The shifted-tree cache: "layer X under map M" is a directory shifted once and shared
+// by every pod with the same map. It takes directory fds (a layer's root, the cache
+// directory, STORE/shifted), never store types.
+//
+//   CACHE/<key>/root            the shifted copy        key = H(tree digest, canonical map)
+//   CACHE/<key>/.root.pod-shift its journal (maps, state)
+//   CACHE/<key>/origin          the tree digest and both maps, checked before reuse
+//   CACHE/refs.json             {"<key>": ["pod", ...]}, changed under CACHE/lock
+//   CACHE/tmp-*                 entries being built; gc removes them
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pod/shift/engine.hpp"
+
+namespace pod::shift {
+
+// 32 hex digits over the digest and the canonical text of both maps.
+[[nodiscard]] std::string cache_key(std::string_view tree_digest, const idmap::MapSpec& source,
+                                    const idmap::MapSpec& target);
+
+struct CacheEntry {
+  std::string key;
+  sys::Fd root;        // CACHE/<key>/root
+  bool built = false;  // made by this call, not reused
+};
+
+class ShiftCache {
+ public:
+  explicit ShiftCache(sys::FdRef dir) : dir_(dir) {}
+
+  // The tree `tree_root` (owned under `source`) shifted to `target`, with a reference
+  // for `pod`. An entry is reused only when its journal says done with these maps and
+  // its origin names this digest; anything else under the key is removed and rebuilt
+  // from a fresh copy of the layer (the layer itself is never changed).
+  [[nodiscard]] Result<CacheEntry> acquire(sys::FdRef tree_root, std::string_view tree_digest,
+                                           const idmap::MapSpec& source, const idmap::MapSpec& target,
+                                           std::string_view pod, const Options& options = {});
+  // Drops the pod's reference (no error when it had none).
+  [[nodiscard]] Result<void> release(std::string_view key, std::string_view pod);
+  // The pods referencing each key.
+  [[nodiscard]] Result<std::vector<std::pair<std::string, std::vector<std::string>>>> refs() const;
+  // Removes entries no pod references and unfinished builds; returns their names.
+  [[nodiscard]] Result<std::vector<std::string>> gc();
+
+ private:
+  [[nodiscard]] Result<bool> usable(std::string_view key, std::string_view origin, const std::string& from,
+                                    const std::string& to) const;
+  sys::FdRef dir_;
+};
+
+}  // namespace pod::shift

@@ -1,0 +1,151 @@
+#include "pod/shift/cache.hpp"
+
+#include <dirent.h>
+#include <stdio.h>
+
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "pod/idmap/ranges.hpp"
+#include "pod/shift/copy.hpp"
+#include "pod/sys/fs.hpp"
+#include "pod/sys/lock.hpp"
+
+namespace pod::shift {
+
+using json = nlohmann::json;
+using sys::FileLock;
+
+namespace {
+
+constexpr const char* kRefs = "refs.json";
+constexpr const char* kLock = "lock";
+constexpr const char* kJournal = ".root.pod-shift";
+
+using Refs = std::map<std::string, std::vector<std::string>>;
+
+Result<Refs> read_refs(sys::FdRef dir) {
+  Refs refs;
+  if (!sys::exists_at(dir, kRefs)) return refs;
+  std::string text = POD_TRY_CTX(sys::read_file(dir, kRefs, 16 << 20), "reading the shifted-tree references");
+  json o = json::parse(text, nullptr, false);
+  if (o.is_discarded() || !o.is_object()) return sys::make_error(EINVAL, "{} is not a JSON object", kRefs);
+  for (auto& [k, v] : o.items()) {
+    if (!v.is_array()) return sys::make_error(EINVAL, "{}: '{}' is not a list of pods", kRefs, k);
+    for (auto& p : v)
+      if (p.is_string()) refs[k].push_back(p.get<std::string>());
+  }
+  return refs;
+}
+
+Result<void> write_refs(sys::FdRef dir, const Refs& refs) {
+  json o = json::object();
+  for (auto& [k, pods] : refs)
+    if (!pods.empty()) o[k] = pods;
+  return sys::write_file_atomic(dir, kRefs, o.dump(2) + "\n", 0600);
+}
+
+std::string origin_text(std::string_view digest, const std::string& from, const std::string& to) {
+  return json{{"tree", digest}, {"from", from}, {"to", to}}.dump() + "\n";
+}
+
+bool is_key(std::string_view n) {
+  return n.size() == 32 && n.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string cache_key(std::string_view tree_digest, const idmap::MapSpec& source, const idmap::MapSpec& target) {
+  // Two FNV-1a hashes over distinct prefixes: 128 bits. Not a security boundary: every
+  // entry's origin file is compared in full before it is reused.
+  std::string text = fmt::format("{}\n{}\n{}", tree_digest, canonical_text(source), canonical_text(target));
+  return fmt::format("{:016x}{:016x}", idmap::name_hash("pod-shift-a\n" + text), idmap::name_hash("pod-shift-b\n" + text));
+}
+
+Result<bool> ShiftCache::usable(std::string_view key, std::string_view origin, const std::string& from,
+                                const std::string& to) const {
+  std::string k(key);
+  if (!sys::exists_at(dir_, k)) return false;
+  sys::Fd entry = POD_TRY(sys::open_at(dir_, k, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  auto text = sys::read_file(entry, "origin", 1 << 16);
+  if (!text || *text != origin) return false;
+  auto j = JournalFiles(entry, kJournal).read();
+  if (!j || !*j) return false;
+  return (*j)->state == Journal::State::done && (*j)->from == from && (*j)->to == to;
+}
+
+Result<CacheEntry> ShiftCache::acquire(sys::FdRef tree_root, std::string_view tree_digest,
+                                       const idmap::MapSpec& source, const idmap::MapSpec& target,
+                                       std::string_view pod, const Options& options) {
+  POD_TRY(make_shift(source, target));
+  std::string from = canonical_text(source), to = canonical_text(target);
+  CacheEntry e;
+  e.key = cache_key(tree_digest, source, target);
+  std::string origin = origin_text(tree_digest, from, to);
+  // Held across the build: two pods asking for the same entry build it once, and gc
+  // never removes what is being handed out.
+  FileLock lock = POD_TRY(FileLock::acquire(dir_, kLock, FileLock::Mode::exclusive));
+  bool ok = POD_TRY(usable(e.key, origin, from, to));
+  if (!ok) {
+    POD_TRY_CTX(sys::remove_tree(dir_, e.key), "removing the damaged shifted tree {}", e.key);
+    std::string tmp = POD_TRY(sys::make_temp_dir(dir_, "tmp-", 0700));
+    sys::Fd t = POD_TRY(sys::open_at(dir_, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    POD_TRY_CTX(copy_tree(tree_root, t, "root"), "copying layer {}", tree_digest);
+    sys::Fd root = POD_TRY(sys::open_at(t, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    POD_TRY_CTX(shift_tree(root, JournalFiles(t, kJournal), source, target, options), "shifting layer {} to {}",
+                tree_digest, to);
+    POD_TRY(sys::write_file_atomic(t, "origin", origin, 0600));
+    // Named only once complete, so a reader never meets a half-shifted entry.
+    if (::renameat(dir_.get(), tmp.c_str(), dir_.get(), e.key.c_str()) < 0)
+      return sys::sys_error("naming the shifted tree {}", e.key);
+    POD_TRY(sys::fsync_fd(dir_));
+    e.built = true;
+  }
+  sys::Fd entry = POD_TRY(sys::open_at(dir_, e.key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  e.root = POD_TRY(sys::open_at(entry, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  Refs refs = POD_TRY(read_refs(dir_));
+  auto& pods = refs[e.key];
+  if (std::find(pods.begin(), pods.end(), pod) == pods.end()) pods.emplace_back(pod);
+  POD_TRY(write_refs(dir_, refs));
+  return e;
+}
+
+Result<void> ShiftCache::release(std::string_view key, std::string_view pod) {
+  FileLock lock = POD_TRY(FileLock::acquire(dir_, kLock, FileLock::Mode::exclusive));
+  Refs refs = POD_TRY(read_refs(dir_));
+  auto it = refs.find(std::string(key));
+  if (it == refs.end()) return {};
+  std::erase(it->second, std::string(pod));
+  return write_refs(dir_, refs);
+}
+
+Result<std::vector<std::pair<std::string, std::vector<std::string>>>> ShiftCache::refs() const {
+  FileLock lock = POD_TRY(FileLock::acquire(dir_, kLock, FileLock::Mode::shared));
+  Refs r = POD_TRY(read_refs(dir_));
+  return std::vector<std::pair<std::string, std::vector<std::string>>>(r.begin(), r.end());
+}
+
+Result<std::vector<std::string>> ShiftCache::gc() {
+  FileLock lock = POD_TRY(FileLock::acquire(dir_, kLock, FileLock::Mode::exclusive));
+  Refs refs = POD_TRY(read_refs(dir_));
+  std::vector<std::string> names;
+  {
+    DIR* d = ::fdopendir(::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) return sys::sys_error("listing the shifted trees");
+    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+    while (dirent* ent = ::readdir(d)) {
+      std::string n = ent->d_name;
+      bool referenced = refs.count(n) && !refs[n].empty();
+      if ((is_key(n) && !referenced) || n.starts_with("tmp-")) names.push_back(n);
+    }
+  }
+  for (auto& n : names) POD_TRY_CTX(sys::remove_tree(dir_, n), "removing the shifted tree {}", n);
+  std::erase_if(refs, [](auto& kv) { return kv.second.empty(); });
+  POD_TRY(write_refs(dir_, refs));
+  return names;
+}
+
+}  // namespace pod::shift
