@@ -64,6 +64,10 @@ make_test_user() {
   sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subuid
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subgid
+  # The build tree may be where the user cannot reach (/root/project): give the user
+  # (and every later call) a copy of pod it can run.
+  install -m 0755 "$POD" "$T/pod"
+  POD=$T/pod
 }
 
 # Runs a command as TEST_USER, in its home, with its own XDG dirs.
