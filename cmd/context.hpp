@@ -37,6 +37,5 @@ struct OpenStore {
 
 // "512M", "1.5G", "4096": bytes, with binary suffixes K, M, G, T.
 [[nodiscard]] sys::Result<std::uint64_t> parse_size(std::string_view text);
-[[nodiscard]] std::string human_size(std::uint64_t bytes);
 
 }  // namespace pod::cmd

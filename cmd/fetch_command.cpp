@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "context.hpp"
 #include "pod/cas/fetch.hpp"
+#include "pod/sys/progress.hpp"
 
 namespace pod::cmd {
 
@@ -57,7 +58,7 @@ int run_fetch(const FetchArgs& a) {
   std::string what = r->import.name ? r->import.name->str() : "an unnamed image";
   note(fmt::format("{} {}: {} blob{} downloaded ({}), {} already stored",
                    r->import.changed ? "fetched" : "already present:", what, r->blobs_downloaded,
-                   r->blobs_downloaded == 1 ? "" : "s", human_size(r->bytes_downloaded), r->blobs_present));
+                   r->blobs_downloaded == 1 ? "" : "s", sys::human_bytes(r->bytes_downloaded), r->blobs_present));
   std::printf("%s\n", r->import.manifest.digest.str().c_str());
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "pod/cas/import.hpp"
 #include "pod/cas/maintain.hpp"
 #include "pod/sys/fs.hpp"
+#include "pod/sys/progress.hpp"
 
 namespace pod::cmd {
 
@@ -97,7 +98,7 @@ int run_list(bool as_json) {
     std::string name = e["name"].is_null() ? "<none>" : e["name"].get<std::string>();
     std::string digest = e["digest"].get<std::string>().substr(0, 19);
     std::printf("%-32s %-19s %10s  %s\n", name.c_str(), digest.c_str(),
-                human_size(e["size"].get<std::uint64_t>()).c_str(), e["created"].get<std::string>().c_str());
+                sys::human_bytes(e["size"].get<std::uint64_t>()).c_str(), e["created"].get<std::string>().c_str());
   }
   return 0;
 }
@@ -147,7 +148,7 @@ int run_inspect(const std::string& image, bool as_json) {
       census = fmt::format("{} entries, uids {}, gids {}", l["entries"].get<std::uint64_t>(),
                            l["census"]["uids"].dump(), l["census"]["gids"].dump());
     std::printf("  %s  %10s  %s\n", l["digest"].get<std::string>().c_str(),
-                human_size(l["size"].get<std::uint64_t>()).c_str(), census.c_str());
+                sys::human_bytes(l["size"].get<std::uint64_t>()).c_str(), census.c_str());
   }
   return 0;
 }
@@ -172,7 +173,7 @@ int run_export(const std::string& image, const std::string& file, const std::str
 
 int print_gc(const cas::GcResult& g) {
   note(fmt::format("removed {} blobs and {} trees, freed {}", g.blobs_removed, g.trees_removed,
-                   human_size(g.bytes_freed)));
+                   sys::human_bytes(g.bytes_freed)));
   return 0;
 }
 

@@ -21,23 +21,6 @@ namespace {
 constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
 constexpr std::uint64_t kIndexLimit = 64u << 20;
 
-// mkdir -p for the store path the user gave (a host path: plain open is right here).
-Result<sys::Fd> make_path(const std::string& path, mode_t mode) {
-  std::string sofar = path.starts_with('/') ? "/" : "";
-  sys::Fd cur = POD_TRY(sys::open_dir(FdRef::cwd(), sofar.empty() ? "." : sofar));
-  std::size_t i = 0;
-  while (i < path.size()) {
-    std::size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    std::string part = path.substr(i, j - i);
-    i = j + 1;
-    if (part.empty() || part == ".") continue;
-    POD_TRY(sys::ensure_dir(cur, part, mode));
-    cur = POD_TRY(sys::open_dir(cur, part));
-  }
-  return cur;
-}
-
 Result<std::vector<std::string>> list_dir(FdRef dir) {
   int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return sys_error("open directory");
@@ -85,7 +68,7 @@ Result<std::string> default_store_path() {
 Result<Store> Store::open(std::string_view path, sys::FileLock::Mode mode) {
   Store s;
   s.path_ = std::string(path);
-  s.dir_ = POD_TRY_CTX(make_path(s.path_, 0700), "opening the store '{}'", path);
+  s.dir_ = POD_TRY_CTX(sys::make_dirs(s.path_, 0700), "opening the store '{}'", path);
   for (const char* d : {"blobs", "trees", "tmp"}) POD_TRY(sys::ensure_dir(s.dir_, d, 0700));
   sys::Fd blobs = POD_TRY(sys::open_dir(s.dir_, "blobs"));
   POD_TRY(sys::ensure_dir(blobs, "sha256", 0755));

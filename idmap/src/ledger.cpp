@@ -271,17 +271,7 @@ InUse store_files_in_use(FdRef store) {
 Result<Fd> open_ledger_dir(std::string_view store_path) {
   if (store_path.empty() || store_path.front() != '/')
     return make_error(EINVAL, "store path '{}' is not absolute", store_path);
-  Fd dir = POD_TRY(sys::open_dir(FdRef::cwd(), "/"));
-  std::size_t pos = 1;
-  while (pos < store_path.size()) {
-    std::size_t slash = store_path.find('/', pos);
-    if (slash == std::string_view::npos) slash = store_path.size();
-    std::string_view comp = store_path.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (comp.empty() || comp == ".") continue;
-    POD_TRY_CTX(sys::ensure_dir(dir, comp, 0700), "making the store '{}'", store_path);
-    dir = POD_TRY_CTX(sys::open_dir(dir, comp), "opening the store '{}'", store_path);
-  }
+  Fd dir = POD_TRY_CTX(sys::make_dirs(store_path, 0700), "making the store '{}'", store_path);
   POD_TRY_CTX(sys::ensure_dir(dir, "idmap", 0755), "making the ledger directory in '{}'", store_path);
   return sys::open_dir(dir, "idmap");
 }

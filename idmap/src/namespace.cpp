@@ -43,13 +43,7 @@ Result<void> check_map(const IdMap& m, IdKind kind, MapWriter writer, const MapA
   return {};
 }
 
-bool is_self_only(const IdMap& m, std::uint32_t own) {
-  return m.extents.size() == 1 && m.extents[0].outer == own && m.extents[0].count == 1;
-}
-
-namespace {
-
-std::vector<std::string> helper_args(const char* helper, pid_t pid, const IdMap& m) {
+std::vector<std::string> helper_argv(const char* helper, pid_t pid, const IdMap& m) {
   std::vector<std::string> argv{helper, std::to_string(pid)};
   for (auto& e : m.extents) {
     argv.push_back(std::to_string(e.inner));
@@ -58,6 +52,13 @@ std::vector<std::string> helper_args(const char* helper, pid_t pid, const IdMap&
   }
   return argv;
 }
+
+bool is_self_only(const IdMap& m, std::uint32_t own) {
+  return m.extents.size() == 1 && m.extents[0].outer == own && m.extents[0].count == 1;
+}
+
+namespace {
+
 
 Result<void> write_proc(pid_t pid, const char* file, const std::string& text) {
   std::string path = fmt::format("/proc/{}/{}", pid, file);
@@ -79,9 +80,9 @@ Result<MapPlan> plan_maps(pid_t pid, const IdMap& uids, const IdMap& gids, MapWr
   p.uid_text = uids.proc_text();
   p.gid_text = gids.proc_text();
   if (writer == MapWriter::helper) {
-    if (!is_self_only(uids, allow.own_uid)) p.uid_helper = helper_args("newuidmap", pid, uids);
+    if (!is_self_only(uids, allow.own_uid)) p.uid_helper = helper_argv("newuidmap", pid, uids);
     if (is_self_only(gids, allow.own_gid)) p.setgroups_deny = true;  // required before a direct gid_map write
-    else p.gid_helper = helper_args("newgidmap", pid, gids);
+    else p.gid_helper = helper_argv("newgidmap", pid, gids);
   }
   return p;
 }

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "pod/idmap/namespace.hpp"
 #include "pod/sys/child.hpp"
 #include "pod/sys/fs.hpp"
 
@@ -69,15 +70,6 @@ Result<void> write_proc(const char* file, const std::string& text) {
   return {};
 }
 
-std::vector<std::string> helper_argv(const char* helper, pid_t pid, const IdMap& m) {
-  std::vector<std::string> argv{helper, std::to_string(pid)};
-  for (auto& e : m.extents) {
-    argv.push_back(std::to_string(e.inner));
-    argv.push_back(std::to_string(e.outer));
-    argv.push_back(std::to_string(e.count));
-  }
-  return argv;
-}
 
 }  // namespace
 

@@ -49,6 +49,21 @@ Result<void> ensure_dir(FdRef dir, std::string_view name, mode_t mode) {
   return {};
 }
 
+Result<Fd> make_dirs(std::string_view path, mode_t mode) {
+  Fd cur = POD_TRY(open_dir(FdRef::cwd(), path.starts_with('/') ? "/" : "."));
+  std::size_t i = 0;
+  while (i < path.size()) {
+    std::size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view part = path.substr(i, j - i);
+    i = j + 1;
+    if (part.empty() || part == ".") continue;
+    POD_TRY(ensure_dir(cur, part, mode));
+    cur = POD_TRY(open_dir(cur, part));
+  }
+  return cur;
+}
+
 Result<std::string> read_fd(FdRef fd, std::size_t limit) {
   std::string out;
   std::array<char, 65536> buf;

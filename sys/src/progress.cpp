@@ -10,6 +10,8 @@ namespace pod::sys {
 namespace {
 std::atomic<bool> g_disabled{false};
 
+}  // namespace
+
 std::string human_bytes(std::uint64_t n) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(n);
@@ -17,7 +19,6 @@ std::string human_bytes(std::uint64_t n) {
   while (v >= 1024 && u < 4) v /= 1024, ++u;
   return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
 }
-}  // namespace
 
 void Progress::disable() { g_disabled = true; }
 

@@ -30,6 +30,9 @@ struct MapAllowance {
 // directly (gid maps only after "deny" in setgroups).
 [[nodiscard]] bool is_self_only(const IdMap& m, std::uint32_t own);
 
+// The argv of newuidmap/newgidmap (`helper`) setting `m` for `pid`.
+[[nodiscard]] std::vector<std::string> helper_argv(const char* helper, pid_t pid, const IdMap& m);
+
 // The plan for writing the maps of `pid`, as argv lists and files, checked before
 // anything is done. `setgroups_deny` is set for a directly written self-only gid map.
 struct MapPlan {

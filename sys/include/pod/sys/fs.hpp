@@ -37,6 +37,10 @@ void force_resolve_fallback(bool on);
 [[nodiscard]] Result<struct stat> stat_fd(FdRef fd);
 [[nodiscard]] bool exists_at(FdRef dir, std::string_view path);
 
+// mkdir -p of a path the user gave (a host path, so plain resolution is right);
+// returns the last directory, open.
+[[nodiscard]] Result<Fd> make_dirs(std::string_view path, mode_t mode);
+
 // mkdirat; EEXIST of a directory is success.
 [[nodiscard]] Result<void> ensure_dir(FdRef dir, std::string_view name, mode_t mode);
 

@@ -7,6 +7,9 @@
 
 namespace pod::sys {
 
+// "512 B", "1.5 MiB": sizes as people read them.
+[[nodiscard]] std::string human_bytes(std::uint64_t n);
+
 class Progress {
  public:
   // total 0: unknown, shows a running count instead of a bar.
