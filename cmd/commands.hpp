@@ -20,6 +20,9 @@ void add_fetch_command(CLI::App& image);  // pod image fetch, registered by add_
 void add_unshare_command(CLI::App& app);
 void add_idmap_commands(CLI::App& app);
 void add_volume_commands(CLI::App& app);
+void add_run_command(CLI::App& app);     // run_command.cpp: pod run
+void add_pod_commands(CLI::App& app);    // pod_commands.cpp: list, status, enter, stop, rm, gc
+void add_doctor_command(CLI::App& app);  // doctor_command.cpp: pod doctor
 
 // Prints "pod: MESSAGE" (and the errno name) for an error; returns exit status 1.
 int report(const struct sys::Error& e);

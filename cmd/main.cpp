@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   add_unshare_command(app);
   add_idmap_commands(app);
   add_volume_commands(app);
+  add_run_command(app);
+  add_pod_commands(app);
+  add_doctor_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

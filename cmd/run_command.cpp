@@ -1,0 +1,7 @@
+#include "commands.hpp"
+
+namespace pod::cmd {
+
+void add_run_command(CLI::App&) {}
+
+}  // namespace pod::cmd

@@ -1,0 +1,35 @@
+// A pod's root filesystem from layer trees: an overlay mount made with the new mount
+// API, detached, for the runtime to attach inside the pod's mount namespace; or, where
+// overlayfs is refused, a flattened copy. Takes directory fds, never store types.
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "pod/sys/error.hpp"
+#include "pod/sys/fd.hpp"
+
+namespace pod::overlay {
+
+struct ComposeOptions {
+  // user.overlay.* xattrs instead of trusted.overlay.* (the "userxattr" option): for
+  // layers unpacked in a user namespace, and required when mounting inside one.
+  bool userxattr = false;
+  bool read_only = false;  // no upper layer: upper and work are ignored
+};
+
+// A detached overlay mount (an fsmount fd): `lowers` in image order (bottom layer
+// first), `upper` and `work` (empty directories on one filesystem) above. The caller
+// attaches it with move_mount. Each lower may itself be a detached (e.g. idmapped)
+// mount. Uses "lowerdir+" (Linux 6.8+) and falls back to the legacy "lowerdir=" string;
+// too many layers for the kernel is an error that says so and names the limit.
+[[nodiscard]] sys::Result<sys::Fd> compose(std::span<const sys::FdRef> lowers, sys::FdRef upper, sys::FdRef work,
+                                           const ComposeOptions& options);
+
+// Where overlayfs is refused: copies the layers, bottom first, into the empty directory
+// `dest`, applying whiteouts and opaque directories (both xattr spellings), keeping
+// owners, modes, xattrs, hard links and holes; reflinks files where the filesystem can.
+[[nodiscard]] sys::Result<void> flatten(std::span<const sys::FdRef> lowers, sys::FdRef dest,
+                                        const ComposeOptions& options);
+
+}  // namespace pod::overlay

@@ -1,0 +1,105 @@
+// What a pod is made of, as the runtime receives it: everything decided (maps, argv,
+// env, ids, security), every file opened. Policy (which map, which engine) is decided
+// before this by cmd/; the runtime only carries it out.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pod/idmap/userns.hpp"
+#include "pod/sys/error.hpp"
+#include "pod/sys/fd.hpp"
+
+namespace pod::runtime {
+
+// [a-z0-9][a-z0-9-]{0,62}: pod names, host names, app names. `what` names the field
+// in the error ("pod name 'X' is not allowed: ...").
+[[nodiscard]] sys::Result<void> check_name(std::string_view name, std::string_view what);
+
+struct Rlimit {
+  int resource = 0;  // RLIMIT_*
+  rlim_t soft = 0, hard = 0;
+};
+
+struct Security {
+  std::vector<int> caps;  // CAP_* kept in the bounding, permitted, effective and inheritable
+                          // sets (and ambient for a non-root app); all others dropped
+  bool no_new_privs = true;
+  enum class Seccomp { default_profile, unconfined, file };
+  Seccomp seccomp = Seccomp::default_profile;
+  std::string seccomp_file;  // Seccomp::file: an OCI-runtime-spec "seccomp" JSON object
+  std::vector<Rlimit> rlimits;
+  std::optional<int> oom_score_adj;
+};
+
+// rkt's default set: audit_write chown dac_override fowner fsetid kill mknod net_bind_service
+// net_raw setfcap setgid setpcap setuid sys_chroot.
+[[nodiscard]] std::vector<int> default_caps();
+// "CAP_NET_ADMIN", "net_admin", "NET_ADMIN" -> CAP_NET_ADMIN; unknown names are an error.
+[[nodiscard]] sys::Result<int> parse_cap(std::string_view name);
+[[nodiscard]] std::string cap_name(int cap);  // "CAP_NET_ADMIN"
+
+struct App {
+  std::string name;               // unique in the pod
+  std::vector<std::string> argv;  // argv[0] without '/' is searched in the PATH of `env`
+  std::vector<std::string> env;   // K=V
+  std::string workdir = "/";
+  std::uint32_t uid = 0, gid = 0;  // ids inside the pod
+  std::vector<std::uint32_t> groups;
+  Security security;
+};
+
+// A mount the caller prepared for an app: a detached mount fd (open_tree clone, maybe
+// idmapped) attached at `target`, resolved inside the app's root (RESOLVE_IN_ROOT, so a
+// symlink in the image cannot send it to the host) and created when missing.
+struct Volume {
+  sys::Fd source;
+  std::string target;  // absolute, inside the app's root
+  bool read_only = false;
+  bool directory = true;  // false: the source is a file (target made as an empty file)
+};
+
+struct AppMounts {
+  sys::Fd rootfs;  // a detached mount (an overlay) or a directory fd (a flattened copy)
+  std::vector<Volume> volumes;
+};
+
+// Called in the caller once the pod's user namespace exists and its maps are written,
+// before the pod goes on: makes each app's root filesystem and volumes (idmapped
+// mounts need `userns`). One AppMounts per app, in the order of PodSpec::apps.
+using PrepareMounts = std::function<sys::Result<std::vector<AppMounts>>(sys::FdRef userns)>;
+
+enum class NetMode { none, host };
+
+struct PodSpec {
+  std::string uuid;
+  std::string name;
+  std::string hostname;
+  std::vector<App> apps;
+
+  // The pod's user namespace. new_userns=false: the pod stays in the caller's user
+  // namespace (an ordinary user's store namespace: `--userns keep`). Otherwise a new
+  // one with these maps, in the caller's ids, written directly (root on the host, or
+  // the caller is root of the store namespace it maps from).
+  bool new_userns = true;
+  idmap::IdMap uids, gids;
+  bool private_time = false;  // CLONE_NEWTIME
+  NetMode net = NetMode::none;
+
+  // Files the pod gets.
+  std::string etc_hosts, etc_resolv_conf;  // contents; empty: leave the image's
+  sys::FdRef pod_dir;   // STORE/pods/<uuid>: the init writes status.json here at the end
+  sys::FdRef rootfs_dir;  // STORE/pods/<uuid>/rootfs: the mount point of the first app's root
+  // stdio of the apps (-1: inherit the caller's). With tty, the apps get a new pty of
+  // the pod's own devpts and a session of their own; the master is returned.
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  bool tty = false;
+  bool die_with_caller = true;  // foreground: SIGKILL the pod if `pod run` is killed
+};
+
+}  // namespace pod::runtime
