@@ -93,8 +93,8 @@ struct PodSpec {
 
   // Files the pod gets.
   std::string etc_hosts, etc_resolv_conf;  // contents; empty: leave the image's
-  sys::FdRef pod_dir;   // STORE/pods/<uuid>: the init writes status.json here at the end
-  sys::FdRef rootfs_dir;  // STORE/pods/<uuid>/rootfs: the mount point of the first app's root
+  sys::FdRef pod_dir = sys::FdRef::from_raw(-1);    // STORE/pods/<uuid>: the init writes status.json here at the end
+  sys::FdRef rootfs_dir = sys::FdRef::from_raw(-1);  // STORE/pods/<uuid>/rootfs: the mount point of the first app's root
   // stdio of the apps (-1: inherit the caller's). With tty, the apps get a new pty of
   // the pod's own devpts and a session of their own; the master is returned.
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;

@@ -1,0 +1,102 @@
+#include "run_maps.hpp"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "pod/idmap/allotment.hpp"
+#include "pod/idmap/userns.hpp"
+#include "pod/shift/idshift.hpp"
+#include "pod/sys/fs.hpp"
+
+namespace pod::cmd {
+
+namespace {
+
+idmap::IdMap identity(std::uint32_t count) { return idmap::IdMap{{{0, 0, count}}}; }
+
+idmap::IdMap inner_identity(const idmap::IdMap& m) {
+  idmap::IdMap out;
+  for (const auto& e : m.extents) out.extents.push_back({e.inner, e.inner, e.count});
+  return out;
+}
+
+bool is_root() { return ::geteuid() == 0 && ::getuid() == 0; }
+
+}  // namespace
+
+sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& store_path, const std::string& pod_name,
+                                 const std::string& pod_uuid, bool dry_run) {
+  PodMaps out;
+  out.rootless = !is_root();
+  std::string p(policy.empty() ? (out.rootless ? "keep" : "auto") : policy);
+  out.policy = p.starts_with("auto") ? "auto" : p;
+
+  if (p == "host") {
+    if (out.rootless)
+      return sys::make_error(EPERM, "--userns host needs root: an ordinary user's pod always has its own user "
+                                    "namespace (try --userns keep)");
+    out.host = {identity(0xffffffffu), identity(0xffffffffu)};
+    out.view = out.host;
+    out.new_userns = false;
+    return out;
+  }
+  if (p == "keep") {
+    if (!out.rootless) {
+      // The store's own mapping for root is the host's: a user namespace that maps every id.
+      out.host = {identity(0xffffffffu), identity(0xffffffffu)};
+      out.view = out.host;
+      return out;
+    }
+    idmap::StoreMapping m = POD_TRY(idmap::store_mapping_for_caller(warn));
+    out.host = {m.uids, m.gids};
+    out.view = {inner_identity(m.uids), inner_identity(m.gids)};
+    out.new_userns = false;  // the store's user namespace, which `pod` enters, is the pod's
+    return out;
+  }
+  if (p.starts_with("auto") || p == "pick") out.policy = p.starts_with("auto") ? "auto" : "pick";
+  else out.policy = "map";
+
+  idmap::AllocRequest req;
+  req.name = pod_name;
+  req.pod = pod_uuid;
+  req.policy = POD_TRY_CTX(idmap::Policy::parse(p, std::nullopt), "--userns");
+  sys::Fd ledger = POD_TRY(idmap::open_ledger_dir(store_path));
+  idmap::Allotment allot = POD_TRY(idmap::caller_allotment(ledger, warn));
+  idmap::Lease lease;
+  if (dry_run) {
+    auto others = POD_TRY(idmap::read_leases(ledger));
+    lease = POD_TRY(idmap::choose_lease(others, allot, req));
+  } else {
+    lease = POD_TRY(idmap::allocate(ledger, allot, req));
+  }
+  out.host = {lease.uids, lease.gids};
+  out.lease = lease;
+  if (!out.rootless) {
+    out.view = out.host;
+    return out;
+  }
+  // An ordinary user's lease lies in their subordinate ranges; `pod` writes the pod's
+  // maps from inside the store's namespace, where those host ids have other numbers.
+  idmap::StoreMapping m = POD_TRY(idmap::store_mapping_for_caller(warn));
+  auto view = [&]() -> sys::Result<idmap::MapSpec> {
+    return idmap::MapSpec{POD_TRY(shift::view_through(lease.uids, m.uids, idmap::IdKind::uid)),
+                          POD_TRY(shift::view_through(lease.gids, m.gids, idmap::IdKind::gid))};
+  }();
+  if (!view) {
+    if (!dry_run) (void)release_lease(store_path, lease.name);
+    return std::unexpected(view.error());
+  }
+  out.view = *view;
+  return out;
+}
+
+sys::Result<void> release_lease(const std::string& store_path, const std::string& lease_name) {
+  sys::Fd ledger = POD_TRY(idmap::open_ledger_dir(store_path));
+  auto store = POD_TRY(sys::open_at(sys::FdRef::cwd(), store_path, O_RDONLY | O_DIRECTORY));
+  POD_TRY(idmap::release(ledger, lease_name, idmap::store_files_in_use(store)));
+  return {};
+}
+
+}  // namespace pod::cmd

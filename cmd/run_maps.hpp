@@ -1,0 +1,35 @@
+// `pod run --userns`: the pod's id maps, the lease that backs them, and how they look
+// from where `pod` works (the host for root, the store's user namespace for users).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pod/idmap/ledger.hpp"
+#include "pod/idmap/ranges.hpp"
+#include "pod/sys/error.hpp"
+
+namespace pod::cmd {
+
+struct PodMaps {
+  std::string policy;          // keep, auto, pick, host, map
+  idmap::MapSpec host;         // pod id -> host id
+  idmap::MapSpec view;         // pod id -> id as `pod` sees it (after entering the store namespace)
+  bool new_userns = true;      // false: the pod stays in the caller's user namespace
+  std::optional<idmap::Lease> lease;  // allocated (or, for --plan, only chosen)
+  bool rootless = false;
+};
+
+// Decides the maps for `policy` ("" means the default: keep for users, auto for root).
+// Reads /etc/subuid and the ledger of `store_path`; allocates a lease named after the
+// pod unless `dry_run` (then the lease is chosen but not written). Must run before the
+// store's user namespace is entered: it needs the host's view of the caller.
+[[nodiscard]] sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& store_path,
+                                               const std::string& pod_name, const std::string& pod_uuid,
+                                               bool dry_run);
+
+// Gives the lease back (after a failed start, or when the pod is removed).
+[[nodiscard]] sys::Result<void> release_lease(const std::string& store_path, const std::string& lease_name);
+
+}  // namespace pod::cmd

@@ -1,0 +1,191 @@
+// The pod's files and mounts: upper and work directories, shifted or idmapped layers,
+// the overlay, volumes, and the spec handed to the runtime.
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "pod/idmap/mount.hpp"
+#include "pod/shift/cache.hpp"
+#include "pod/sys/fs.hpp"
+#include "run_setup.hpp"
+
+namespace pod::cmd {
+
+namespace {
+
+std::string now_rfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The id `pod` sees for the pod's id `inner` (the pod's root for 0).
+std::uint32_t view_of(const idmap::IdMap& m, std::uint32_t inner) {
+  for (const auto& e : m.extents)
+    if (inner >= e.inner && inner - e.inner < e.count) return e.outer + (inner - e.inner);
+  return 65534;
+}
+
+sys::Result<sys::Fd> clone_tree(sys::FdRef dir) {
+  int fd = static_cast<int>(
+      ::syscall(SYS_open_tree, dir.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
+  if (fd < 0) return sys::sys_error("open_tree");
+  return sys::Fd(fd);
+}
+
+}  // namespace
+
+sys::Result<sys::Fd> made_dir(sys::FdRef dir, std::string_view name, mode_t mode) {
+  POD_TRY(sys::ensure_dir(dir, name, mode));
+  return sys::open_dir(dir, name);
+}
+
+runtime::PodRecord record_for(const Plan& plan) {
+  runtime::PodRecord r;
+  r.uuid = plan.uuid;
+  r.name = plan.name;
+  r.hostname = plan.hostname;
+  r.created = now_rfc3339();
+  for (const auto& a : plan.apps) {
+    runtime::AppRecord ar;
+    ar.app = a.app;
+    ar.image = a.image;
+    ar.image_digest = a.image_digest;
+    r.apps.push_back(std::move(ar));
+  }
+  r.uids = plan.maps.host.uids;
+  r.gids = plan.maps.host.gids;
+  r.userns = plan.maps.policy;
+  r.lease = plan.maps.lease ? plan.maps.lease->name : "";
+  r.shift = runtime::engine_name(plan.engine.engine);
+  r.rootless = plan.maps.rootless;
+  return r;
+}
+
+sys::Result<PodFiles> make_pod_files(sys::FdRef pod_dir, const Plan& plan) {
+  PodFiles f;
+  f.upper = POD_TRY(made_dir(pod_dir, "upper", 0755));
+  f.work = POD_TRY(made_dir(pod_dir, "work", 0700));
+  f.copy = POD_TRY(made_dir(pod_dir, "copy", 0755));
+  f.rootfs = POD_TRY(made_dir(pod_dir, "rootfs", 0755));
+  // The merged root directory takes its owner from the upper one: the pod's root.
+  std::uint32_t uid = view_of(plan.maps.view.uids, 0), gid = view_of(plan.maps.view.gids, 0);
+  for (sys::FdRef d : {sys::FdRef(f.upper), sys::FdRef(f.copy)})
+    if (::fchownat(d.get(), "", uid, gid, AT_EMPTY_PATH) != 0)
+      return sys::sys_error("giving the pod's upper directory to its root ({}:{})", uid, gid);
+  return f;
+}
+
+sys::Result<RootfsSources> prepare_sources(const cas::Store& store, std::vector<ImageLayers>& images, const Plan& plan,
+                                           std::vector<std::string>& shift_keys) {
+  RootfsSources s;
+  sys::Fd shifted;
+  if (plan.engine.engine == runtime::Engine::chown) shifted = POD_TRY(made_dir(store.dir(), "shifted", 0700));
+  // Files in the store carry the image's ids as the store keeps them; the pod's files
+  // must carry them as the pod's map says, over the same inner ranges.
+  runtime::RootfsMaps maps;
+  for (const auto& e : plan.maps.view.uids.extents) maps.stored.uids.extents.push_back({e.inner, e.inner, e.count});
+  for (const auto& e : plan.maps.view.gids.extents) maps.stored.gids.extents.push_back({e.inner, e.inner, e.count});
+  maps.pod = plan.maps.view;
+  for (auto& img : images) {
+    s.lowers.push_back(POD_TRY(runtime::prepare_lowers(img.layers, plan.engine.engine, maps, shifted, plan.uuid,
+                                                       shift_keys)));
+    std::vector<runtime::Layer> layers;
+    for (const auto& l : img.layers)
+      layers.push_back({POD_TRY(sys::open_at(l.root, ".", O_RDONLY | O_DIRECTORY)), l.digest});
+    s.layers.push_back(std::move(layers));
+  }
+  return s;
+}
+
+sys::Result<std::vector<VolumeSource>> open_volumes(const std::vector<VolumeArg>& volumes) {
+  std::vector<VolumeSource> out;
+  for (const auto& v : volumes) {
+    auto fd = sys::open_at(sys::FdRef::cwd(), v.source, O_PATH);
+    if (!fd) return std::unexpected(std::move(fd.error()).context("volume source '{}'", v.source));
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0) return sys::sys_error("volume source '{}'", v.source);
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+      return sys::make_error(EINVAL, "volume source '{}' is neither a directory nor a regular file", v.source);
+    out.push_back({v, std::move(*fd), S_ISDIR(st.st_mode)});
+  }
+  return out;
+}
+
+runtime::PodSpec pod_spec(const Plan& plan, const PodFiles& files, const runtime::PodDir& pd) {
+  runtime::PodSpec spec;
+  spec.uuid = plan.uuid;
+  spec.name = plan.name;
+  spec.hostname = plan.hostname;
+  for (const auto& a : plan.apps) spec.apps.push_back(a.app);
+  spec.new_userns = plan.maps.new_userns;
+  spec.uids = plan.maps.view.uids;
+  spec.gids = plan.maps.view.gids;
+  spec.private_time = plan.private_time;
+  spec.net = plan.net == "host" ? runtime::NetMode::host : runtime::NetMode::none;
+  spec.etc_hosts = fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+                               plan.hostname);
+  if (spec.net == runtime::NetMode::host) {
+    if (auto r = sys::read_file(sys::FdRef::cwd(), "/etc/resolv.conf", 1 << 20)) spec.etc_resolv_conf = *r;
+  }
+  spec.pod_dir = pd.dir();
+  spec.rootfs_dir = files.rootfs;
+  return spec;
+}
+
+sys::Result<std::vector<runtime::AppMounts>> mount_apps(RootfsSources& sources, const PodFiles& files,
+                                                        const std::vector<VolumeSource>& volumes, const Plan& plan,
+                                                        sys::FdRef userns, std::vector<std::string>& notes) {
+  std::vector<runtime::AppMounts> out;
+  for (std::size_t i = 0; i < plan.apps.size(); ++i) {
+    std::vector<sys::Fd> idmapped;
+    const std::vector<sys::Fd>* lowers = &sources.lowers[i];
+    if (plan.engine.engine == runtime::Engine::idmap) {
+      idmapped = POD_TRY(runtime::idmap_lowers(sources.layers[i], userns));
+      lowers = &idmapped;
+    }
+    std::optional<std::string> fallback;
+    runtime::AppMounts m;
+    m.rootfs = POD_TRY(runtime::compose_rootfs(*lowers, files.upper, files.work, plan.maps.rootless, files.copy,
+                                               fallback));
+    if (fallback) notes.push_back(*fallback);
+    for (const auto& v : volumes) {
+      sys::Fd src = v.arg.idmap ? POD_TRY_CTX(idmap::idmapped_mount(v.dir, userns), "volume '{}'", v.arg.source)
+                                : POD_TRY_CTX(clone_tree(v.dir), "volume '{}'", v.arg.source);
+      m.volumes.push_back({std::move(src), v.arg.target, v.arg.read_only, v.directory});
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+runtime::Releasers releasers(const cas::Store& store, const std::string& store_path) {
+  runtime::Releasers r;
+  r.release_lease = [store_path](const runtime::PodRecord& rec) -> sys::Result<void> {
+    if (rec.lease.empty()) return {};
+    auto res = release_lease(store_path, rec.lease);
+    if (!res && res.error().code == ENOENT) return {};  // released already
+    return res;
+  };
+  sys::FdRef dir = store.dir();
+  r.release_shifted = [dir](const runtime::PodRecord& rec) -> sys::Result<void> {
+    if (rec.shift_keys.empty()) return {};
+    sys::Fd shifted = POD_TRY(sys::open_at(dir, "shifted", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    shift::ShiftCache cache(shifted);
+    for (const auto& key : rec.shift_keys) POD_TRY(cache.release(key, rec.uuid));
+    return {};
+  };
+  return r;
+}
+
+}  // namespace pod::cmd

@@ -1,0 +1,184 @@
+#include "run_pod.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "context.hpp"
+#include "commands.hpp"
+#include "pod/cas/import.hpp"
+#include "pod/idmap/census.hpp"
+#include "pod/runtime/image_config.hpp"
+#include "pod/runtime/pods.hpp"
+#include "pod/runtime/spawn.hpp"
+#include "pod/sys/fs.hpp"
+#include "run_setup.hpp"
+
+namespace pod::cmd {
+
+namespace {
+
+// Gives back what a failed start took: the lease, the pod directory.
+struct Undo {
+  std::string store_path, lease;
+  std::optional<sys::FdRef> pods_parent;
+  std::string pod_dir_name;
+  bool armed = true;
+  ~Undo() {
+    if (!armed) return;
+    if (pods_parent) (void)sys::remove_tree(*pods_parent, pod_dir_name);
+    if (!lease.empty()) (void)release_lease(store_path, lease);
+  }
+};
+
+// Waits for the pod, passing SIGINT, SIGTERM and SIGHUP on to its init.
+sys::Result<sys::ExitStatus> wait_forwarding(runtime::RunningPod& pod) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return sys::sys_error("sigprocmask");
+  sys::Fd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!sfd) return sys::sys_error("signalfd");
+  for (;;) {
+    pollfd fds[2] = {{pod.pidfd().get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return sys::sys_error("poll");
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (::read(sfd.get(), &si, sizeof si) == sizeof si) (void)pod.signal(static_cast<int>(si.ssi_signo));
+    }
+    if (fds[0].revents & POLLIN) return pod.wait();
+  }
+}
+
+}  // namespace
+
+sys::Result<int> run_pod_impl(const RunArgs& a) {
+  Plan plan;
+  plan.uuid = runtime::new_uuid();
+  plan.name = a.name.empty() ? default_pod_name(a.apps[0].image, plan.uuid) : a.name;
+  POD_TRY(runtime::check_name(plan.name, "pod name"));
+  plan.hostname = a.hostname.empty() ? plan.name : a.hostname;
+  POD_TRY(runtime::check_name(plan.hostname, "host name"));
+  plan.net = a.net;
+  plan.private_time = a.private_time;
+  plan.volumes = a.volumes;
+  runtime::Security security = POD_TRY(security_from_flags(a));
+  std::vector<VolumeArg> volumes = POD_TRY(parse_volumes(a.volumes));
+
+  std::string store_path = globals().root;
+  if (store_path.empty()) store_path = POD_TRY(cas::default_store_path());
+  plan.maps = POD_TRY(decide_maps(a.userns, store_path, plan.name, plan.uuid, a.plan));
+  Undo undo;
+  undo.store_path = store_path;
+  if (plan.maps.lease && !a.plan) undo.lease = plan.maps.lease->name;
+
+  OpenStore st = POD_TRY(open_store(sys::FileLock::Mode::shared));
+  if (plan.maps.rootless && ::unshare(CLONE_NEWNS) != 0)
+    return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
+
+  std::vector<ImageLayers> images;
+  for (const auto& req : a.apps) images.push_back(POD_TRY(load_layers(st.store, req.image)));
+  for (const auto& img : images) POD_TRY(check_census(img, plan.maps));
+
+  bool maps_equal = plan.maps.policy == "keep" || plan.maps.policy == "host";
+  std::optional<overlay::Probes> probes;
+  if (!plan.maps.rootless && !maps_equal && (a.shift == "auto" || a.shift == "idmap"))
+    probes = POD_TRY(overlay::cached_probes(st.store.dir(), st.store.tmp_dir()));
+  plan.engine = POD_TRY(runtime::choose_engine(a.shift, maps_equal, !plan.maps.rootless, probes ? &*probes : nullptr));
+
+  for (std::size_t i = 0; i < a.apps.size(); ++i) {
+    auto& img = images[i];
+    runtime::AppOverrides over{a.apps[i].cmd, a.env, std::nullopt, std::nullopt};
+    if (!a.workdir.empty()) over.workdir = a.workdir;
+    if (!a.user.empty()) over.user = a.user;
+    runtime::App app = POD_TRY_CTX(runtime::resolve_app(img.app, over, POD_TRY(read_id_files(img))), "image '{}'",
+                                   a.apps[i].image);
+    app.name = POD_TRY(app_name(a.apps[i].image, i, plan.apps));
+    app.security = security;
+    if (a.tty) app.env.emplace_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
+    plan.apps.push_back({a.apps[i].image, img.manifest_digest, img.layer_digests(), std::move(app)});
+  }
+
+  if (a.plan) {
+    print_plan(plan, a.json);
+    return 0;
+  }
+
+  // The record first (a killed `pod run` leaves a prepared pod that gc removes), then
+  // the layers for the pod's map, then the pod.
+  runtime::PodRecord rec = record_for(plan);
+  sys::Fd pods = POD_TRY(made_dir(st.store.dir(), "pods", 0700));
+  runtime::PodDir pd = POD_TRY(runtime::PodDir::create(st.store.dir(), rec));
+  undo.pods_parent = sys::FdRef(pods);
+  undo.pod_dir_name = plan.uuid;
+
+  PodFiles files = POD_TRY(make_pod_files(pd.dir(), plan));
+  RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
+  std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));
+  POD_TRY(pd.write_record(rec));
+
+  runtime::PodSpec spec = pod_spec(plan, files, pd);
+  sys::Fd log;
+  if (a.detach) {
+    log = POD_TRY(sys::open_at(pd.dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));
+    sys::Fd devnull = POD_TRY(sys::open_at(sys::FdRef::cwd(), "/dev/null", O_RDONLY));
+    spec.stdin_fd = devnull.release();
+    spec.stdout_fd = log.get();
+    spec.stderr_fd = log.get();
+    spec.die_with_caller = false;
+  }
+  spec.tty = a.tty;
+  std::vector<std::string> fallbacks;
+  auto prepare = [&](sys::FdRef userns) -> sys::Result<std::vector<runtime::AppMounts>> {
+    return mount_apps(sources, files, vol_sources, plan, userns, fallbacks);
+  };
+  runtime::RunningPod pod = POD_TRY(runtime::start(spec, prepare));
+  undo.armed = false;
+  for (const auto& f : fallbacks) warn(f);
+
+  rec.pid = pod.pid();
+  rec.start_time = pod.start_time();
+  for (std::size_t i = 0; i < rec.apps.size() && i < pod.app_pids().size(); ++i) {
+    rec.apps[i].pid = pod.app_pids()[i];
+    if (auto t = runtime::process_start_time(rec.apps[i].pid)) rec.apps[i].start_time = *t;
+  }
+  if (auto w = pd.write_record(rec); !w) warn(w.error().what());
+
+  if (a.detach) {
+    std::printf("%s\n", plan.uuid.c_str());
+    return 0;
+  }
+  sys::ExitStatus status;
+  if (a.tty) status = POD_TRY(relay_tty(pod));
+  else status = POD_TRY(wait_forwarding(pod));
+  int code = runtime::exit_code_of(status);
+  if (a.remove) {
+    auto info = runtime::find_pod(st.store.dir(), plan.uuid);
+    if (info) {
+      if (auto r = runtime::remove_pod(st.store.dir(), *info, releasers(st.store, store_path)); !r)
+        warn(fmt::format("--rm: {}", r.error().what()));
+    }
+  }
+  return code;
+}
+
+int run_pod(const RunArgs& args) {
+  auto r = run_pod_impl(args);
+  if (r) return *r;
+  report(r.error());
+  return 125;
+}
+
+}  // namespace pod::cmd

@@ -1,0 +1,47 @@
+// pod run, after parsing: the steps from images to a started pod.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pod/runtime/rootfs.hpp"
+#include "pod/runtime/spec.hpp"
+#include "run_maps.hpp"
+
+namespace pod::cmd {
+
+struct AppRequest {
+  std::string image;
+  std::optional<std::vector<std::string>> cmd;
+};
+
+struct RunArgs {
+  std::vector<AppRequest> apps;
+  std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net = "none";
+  std::vector<std::string> env, volumes, cap_retain, cap_remove;
+  bool no_new_privs = false, private_time = false, detach = false, tty = false, remove = false, plan = false,
+       json = false;
+};
+
+// Runs the pod; returns pod run's exit status (the app's, or 125 when pod failed).
+int run_pod(const RunArgs& args);
+
+// What --plan prints, and what a real run records.
+struct PlannedApp {
+  std::string image, image_digest;
+  std::vector<std::string> layers;  // digests, bottom first
+  runtime::App app;
+};
+struct Plan {
+  std::string uuid, name, hostname;
+  PodMaps maps;
+  runtime::EngineChoice engine;
+  std::vector<PlannedApp> apps;
+  std::vector<std::string> volumes;  // SRC:DST[:ro] as given
+  std::string net;
+  bool private_time = false;
+};
+void print_plan(const Plan& plan, bool json);
+
+}  // namespace pod::cmd
