@@ -9,4 +9,4 @@ add_library(pod_cas_ingest STATIC
 )
 target_link_libraries(pod_cas_ingest
   PUBLIC pod_cas_model
-  PRIVATE PkgConfig::LIBARCHIVE nlohmann_json::nlohmann_json)
+  PRIVATE pod_libarchive nlohmann_json::nlohmann_json)

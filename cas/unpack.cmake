@@ -8,4 +8,4 @@ add_library(pod_cas_unpack STATIC
 )
 target_link_libraries(pod_cas_unpack
   PUBLIC pod_cas_model
-  PRIVATE PkgConfig::LIBARCHIVE PkgConfig::XXHASH nlohmann_json::nlohmann_json Threads::Threads)
+  PRIVATE pod_libarchive PkgConfig::XXHASH nlohmann_json::nlohmann_json Threads::Threads)

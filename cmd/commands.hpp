@@ -16,7 +16,9 @@ using Action = std::function<int()>;
 Action& chosen_action();
 
 void add_image_commands(CLI::App& app);
-void add_fetch_command(CLI::App& image);  // pod image fetch, registered by add_image_commands
+// import, export, fetch: the real ones in pod-image, forwarders to it in pod.
+void add_image_archive_commands(CLI::App& image);
+void add_fetch_command(CLI::App& image);  // pod image fetch, registered by add_image_archive_commands
 void add_unshare_command(CLI::App& app);
 void add_idmap_commands(CLI::App& app);
 void add_volume_commands(CLI::App& app);

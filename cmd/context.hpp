@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pod/cas/import.hpp"
 #include "pod/cas/store.hpp"
@@ -15,6 +16,7 @@ struct Globals {
   std::string root;  // --root
   bool debug = false;
   bool quiet = false;
+  std::vector<char*> argv;  // as main got it, for handing a command to pod-image
 };
 
 Globals& globals();

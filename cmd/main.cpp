@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "pod 0.1.0");
   app.require_subcommand(1);
   auto& g = globals();
+  g.argv.assign(argv, argv + argc);
   app.add_option("--root", g.root, "store directory (default: $POD_ROOT, /var/lib/pod for root, "
                                    "$XDG_DATA_HOME/pod for users)");
   app.add_flag("--debug", g.debug, "more detail on errors");

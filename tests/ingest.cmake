@@ -5,5 +5,5 @@ pod_unit_test(ingest_test
 target_compile_definitions(ingest_test PRIVATE
   POD_FIXTURES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
 target_include_directories(ingest_test PRIVATE ${PROJECT_SOURCE_DIR}/cas/src)
-target_link_libraries(ingest_test PRIVATE PkgConfig::LIBARCHIVE)
+target_link_libraries(ingest_test PRIVATE pod_libarchive)
 set_tests_properties(unit.ingest_test PROPERTIES TIMEOUT 300)

@@ -1,5 +1,7 @@
 #include "registry_http.hpp"
 
+#include "curl_api.hpp"
+
 #include <curl/curl.h>
 #include <dirent.h>
 
@@ -17,6 +19,9 @@ using detail::HttpResult;
 using sys::make_error;
 
 namespace {
+
+// Loaded by HttpSession::create before any other use.
+const CurlApi& curl() { return **curl_api(); }
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -43,7 +48,7 @@ size_t on_body(char* p, size_t size, size_t n, void* ud) {
   auto* t = static_cast<Transfer*>(ud);
   size_t len = size * n;
   long code = 0;
-  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+  curl().easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
   if (code < 200 || code >= 300) {
     // Error bodies are kept for their message, never handed on as content.
     if (t->res->error_body.size() < (64u << 10)) t->res->error_body.append(p, std::min<size_t>(len, 64u << 10));
@@ -99,7 +104,7 @@ std::string host_of(const std::string& url) {
 }
 
 sys::Error transport_error(CURLcode rc, const char* errbuf, const std::string& url) {
-  std::string why = errbuf && *errbuf ? errbuf : curl_easy_strerror(rc);
+  std::string why = errbuf && *errbuf ? errbuf : curl().easy_strerror(rc);
   std::string host = host_of(url);
   // TLS 1.3 servers refuse a client certificate after the handshake: at the first read.
   if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && why.find("SSL") != std::string::npos)
@@ -175,48 +180,49 @@ Result<CertDir> read_cert_dir(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<HttpSession>> HttpSession::create(const TlsOptions& tls, const std::atomic<bool>* cancel) {
+  POD_TRY(curl_api());
   static std::once_flag once;
   static CURLcode init_rc = CURLE_OK;
-  std::call_once(once, [] { init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (init_rc != CURLE_OK) return make_error(EIO, "libcurl: {}", curl_easy_strerror(init_rc));
+  std::call_once(once, [] { init_rc = curl().global_init(CURL_GLOBAL_DEFAULT); });
+  if (init_rc != CURLE_OK) return make_error(EIO, "libcurl: {}", curl().easy_strerror(init_rc));
   std::unique_ptr<HttpSession> s(new HttpSession());
-  CURL* c = curl_easy_init();
+  CURL* c = curl().easy_init();
   if (!c) return make_error(ENOMEM, "curl_easy_init failed");
   s->curl_ = c;
   s->cancel_ = cancel;
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c, CURLOPT_MAXREDIRS, detail::kMaxRedirects);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl().easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl().easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  curl().easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl().easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl().easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl().easy_setopt(c, CURLOPT_MAXREDIRS, detail::kMaxRedirects);
+  curl().easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
   // A stalled transfer (under 1 byte/s for a minute) fails instead of hanging.
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "pod/0.1");
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
+  curl().easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl().easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  curl().easy_setopt(c, CURLOPT_USERAGENT, "pod/0.1");
+  curl().easy_setopt(c, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
+  curl().easy_setopt(c, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
   if (!tls.cert_dir.empty()) {
     CertDir cd = POD_TRY(read_cert_dir(tls.cert_dir));
     if (!cd.cas.empty()) {
       struct curl_blob blob {
         cd.cas.data(), cd.cas.size(), CURL_BLOB_COPY
       };
-      curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+      curl().easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
       // The blob replaces the CA file; the system's CAs stay through the hashed dir.
-      curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+      curl().easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
     }
     if (!cd.client_cert.empty()) {
-      curl_easy_setopt(c, CURLOPT_SSLCERT, cd.client_cert.c_str());
-      curl_easy_setopt(c, CURLOPT_SSLKEY, cd.client_key.c_str());
+      curl().easy_setopt(c, CURLOPT_SSLCERT, cd.client_cert.c_str());
+      curl().easy_setopt(c, CURLOPT_SSLKEY, cd.client_key.c_str());
     }
   }
   return s;
 }
 
 HttpSession::~HttpSession() {
-  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+  if (curl_) curl().easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 Result<HttpResult> HttpSession::get(const std::string& url, const std::vector<std::string>& headers,
@@ -226,26 +232,26 @@ Result<HttpResult> HttpSession::get(const std::string& url, const std::vector<st
   Transfer t{c, &sink, &res, std::nullopt, cancel_};
   std::array<char, CURL_ERROR_SIZE> errbuf{};
   struct curl_slist* list = nullptr;
-  for (auto& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf.data());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  CURLcode rc = curl_easy_perform(c);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
-  curl_slist_free_all(list);
+  for (auto& h : headers) list = curl().slist_append(list, h.c_str());
+  curl().easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl().easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  curl().easy_setopt(c, CURLOPT_HTTPHEADER, list);
+  curl().easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf.data());
+  curl().easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl().easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl().easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl().easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl().easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl().easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+  curl().easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  CURLcode rc = curl().easy_perform(c);
+  curl().easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  curl().easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+  curl().slist_free_all(list);
   if (t.sink_error) return sys::Unexpected(std::move(*t.sink_error));
   if (rc == CURLE_ABORTED_BY_CALLBACK) return make_error(ECANCELED, "cancelled");
   if (rc != CURLE_OK) return sys::Unexpected(transport_error(rc, errbuf.data(), url));
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
+  curl().easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
   return res;
 }
 

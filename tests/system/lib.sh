@@ -65,8 +65,9 @@ make_test_user() {
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subuid
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subgid
   # The build tree may be where the user cannot reach (/root/project): give the user
-  # (and every later call) a copy of pod it can run.
+  # (and every later call) a copy of pod, and pod-image beside it, that it can run.
   install -m 0755 "$POD" "$T/pod"
+  install -m 0755 "$(dirname "$POD")/pod-image" "$T/pod-image"
   POD=$T/pod
 }
 

@@ -1,0 +1,116 @@
+#!/bin/bash
+# pod run as root: a fresh lease per pod, the image's owners inside by each engine, the
+# store untouched by idmap, whiteouts, exit codes, pid 1, isolation, and the lifecycle.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/fixtures.sh"
+need_root
+
+ROOTFS=$T/rootfs
+make_rootfs "$ROOTFS"
+make_oci_layout "$ROOTFS" "$T/layout" v1
+# A second layer: etc/empty deleted (a whiteout), srv/data replaced by an opaque directory.
+b=$T/bundle2
+umoci unpack --image "$T/layout:v1" "$b" >/dev/null
+rm "$b/rootfs/etc/empty"
+rm -rf "$b/rootfs/srv/data"; mkdir "$b/rootfs/srv/data"; echo new >"$b/rootfs/srv/data/only"
+umoci repack --image "$T/layout:v1" "$b" >/dev/null
+rm -rf "$b"
+skopeo copy -q "oci:$T/layout:v1" "oci-archive:$T/fixture.tar:v1"
+pod image import "$T/fixture.tar" --name fixture:v1 >/dev/null
+pod_sha=$(sha256sum <"$POD")
+pod image import "$POD_DEFAULT_IMAGE" --name busybox >/dev/null
+
+mounts_before=$(grep -c . /proc/self/mountinfo)
+store_before=$(snapshot "$STORE/trees")
+
+note "the image's owners inside the pod, by each engine"
+for engine in chown idmap; do
+  out=$(pod run --shift $engine fixture:v1 -- sh -c 'stat -c "%u:%g %a" /home/app/notes /srv/data/only /bin/suid-tool; id -u; cat /proc/self/uid_map')
+  lines=($out)
+  assert_eq "${lines[0]} ${lines[1]}" "1234:5678 600" "$engine: owner of /home/app/notes"
+  assert_eq "${lines[2]}" "0:0" "$engine: owner of /srv/data/only"
+  assert_eq "${lines[5]}" "4755" "$engine: setuid bit"
+  assert_eq "${lines[6]}" "1234" "$engine: the image's user"
+  # uid_map: 0 HOST 65536, HOST a leased block, not the host's root
+  assert_eq "${lines[7]}" 0 "$engine: uid_map inner"
+  (( ${lines[8]} >= 524288 )) || fail "$engine: the pod's root is host uid ${lines[8]}, not a leased block"
+  assert_eq "${lines[9]}" 65536 "$engine: uid_map count"
+done
+
+note "idmap changed no inode of the store"
+assert_eq "$(snapshot "$STORE/trees")" "$store_before" "store trees after idmap and chown pods"
+
+note "whiteouts and opaque directories of the second layer"
+out=$(pod run fixture:v1 -- sh -c 'ls /srv/data; test -e /etc/empty && echo present || echo gone')
+assert_eq "$out" "$(printf 'only\ngone')" "layer 2 hides layer 1"
+
+note "writes land in the upper directory with the pod's ids"
+pod run --name writer fixture:v1 -- sh -c 'echo hi > /home/app/new' >/dev/null
+uuid=$(pod list --json | jq -r '.[] | select(.name=="writer") | .uuid')
+upper=$STORE/pods/$uuid/upper
+[[ -f $upper/home/app/new ]] || fail "the write is not in the upper directory"
+host_uid=$(stat -c %u "$upper/home/app/new")
+(( host_uid >= 524288 + 1234 )) || fail "upper file owned by host uid $host_uid, not the pod's 1234"
+[[ ! -e $ROOTFS/home/app/new ]] || fail "the write reached the fixture"
+
+note "hostname, pid 1, zombies"
+assert_eq "$(pod run --hostname h1 busybox -- hostname)" h1 "hostname"
+assert_eq "$(pod run busybox -- sh -c 'echo $$')" 2 "the app is not pid 1"
+init=$(pod run busybox -- cat /proc/1/cmdline | tr '\0' ' ')
+[[ $init != *"cat"* ]] || fail "pid 1 is the app: $init"
+zombies=$(pod run busybox -- sh -c '(sh -c "sleep 0 & exec sleep 1" &); sleep 2; grep -l "^State:.Z" /proc/[0-9]*/status | wc -l')
+assert_eq "$zombies" 0 "zombies left"
+
+note "exit codes"
+for code in 0 3; do
+  rc=0; pod run busybox -- sh -c "exit $code" || rc=$?
+  assert_eq $rc $code "exit $code"
+done
+expect_fail 127 pod run busybox -- /no/such/cmd
+assert_contains "$ERR" "/no/such/cmd"
+expect_fail 126 pod run busybox -- /etc/passwd
+rc=0; pod run busybox -- sh -c 'kill -9 $$' || rc=$?
+assert_eq $rc 137 "killed by SIGKILL"
+
+note "isolation: /proc/sys read-only, no host fds, the pod binary out of reach"
+expect_fail 1 pod run busybox -- sh -c 'echo x > /proc/sys/kernel/hostname'
+exec 9</etc/hostname
+fds=$(pod run busybox -- ls /proc/self/fd | tr '\n' ' ')
+exec 9<&-
+assert_eq "$fds" "0 1 2 3 " "fds inside the pod (3 is ls's own)"
+expect_fail 1 pod run busybox -- sh -c 'echo x >> /proc/1/exe'
+assert_eq "$(sha256sum <"$POD")" "$pod_sha" "the pod binary after a pod tried to write it"
+
+note "a lease per pod while it lives, none after gc"
+pod run -d --name sleeper busybox -- sleep 60 >/dev/null
+assert_eq "$(pod list --json | jq -r '.[] | select(.name=="sleeper") | .state')" running "state"
+assert_eq "$(pod idmap list --json | jq -r '.[] | select(.state=="leased") | .name' | grep -c '^sleeper$')" 1 "the running pod's lease"
+assert_eq "$(pod enter sleeper -- hostname)" sleeper "enter"
+pod stop sleeper --timeout 2
+assert_eq "$(pod list --json | jq -r '.[] | select(.name=="sleeper") | .state')" exited "state after stop"
+pod gc >/dev/null
+assert_eq "$(pod list --json)" "[]" "pods after gc"
+assert_eq "$(pod idmap list --json | jq '[.[] | select(.state=="leased")] | length')" 0 "leases after gc"
+assert_eq "$(grep -c . /proc/self/mountinfo)" "$mounts_before" "mounts after gc"
+
+note "volumes: plain, read-only, idmap"
+vol=$T/vol; mkdir "$vol"; echo host >"$vol/f"
+out=$(pod run --rm --volume "$vol:/v" busybox -- cat /v/f)
+assert_eq "$out" host "volume content"
+expect_fail 1 pod run --rm --volume "$vol:/v:ro" busybox -- sh -c 'echo x > /v/g'
+out=$(pod run --rm --volume "$vol:/v:idmap" busybox -- stat -c %u /v/f)
+assert_eq "$out" 0 "an idmapped volume shows host root's file as the pod's root"
+
+note "--plan changes nothing"
+before=$(snapshot "$STORE")
+out=$(pod run --plan --shift chown fixture:v1 -- true)
+assert_contains "$out" "rootfs     chown"
+assert_contains "$out" "uid map 0:"
+pod run --plan --json busybox | jq -e '.rootfs.engine and .userns.uid_map and (.apps[0].mounts | length > 5)' >/dev/null
+assert_eq "$(snapshot "$STORE")" "$before" "the store after --plan"
+
+note "names are checked before anything is made"
+expect_fail 125 pod run --name Bad_Name busybox -- true
+assert_contains "$ERR" "pod name 'Bad_Name' is not allowed"
+pod gc >/dev/null
+echo ok

@@ -1,0 +1,59 @@
+#!/bin/bash
+# pod run as an ordinary user with subordinate ids: the pod's user namespace is the
+# store's (--userns keep), owners inside are the image's, nothing of the host is root.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/fixtures.sh"
+make_test_user 400000 65536
+uid=$(id -u "$TEST_USER")
+
+ROOTFS=$T/rootfs
+make_rootfs "$ROOTFS"
+make_oci_layout "$ROOTFS" "$T/layout" v1
+skopeo copy -q "oci:$T/layout:v1" "oci-archive:$T/fixture.tar:v1"
+cp "$POD_DEFAULT_IMAGE" "$T/busybox.tar"
+chmod 644 "$T/fixture.tar" "$T/busybox.tar"
+upod() { as_user "$POD" "$@"; }
+upod image import "$T/fixture.tar" --name fixture:v1 >/dev/null 2>&1
+upod image import "$T/busybox.tar" --name busybox >/dev/null 2>&1
+mounts_before=$(grep -c . /proc/self/mountinfo)
+
+note "owners, ids and maps inside a rootless pod"
+out=$(upod run fixture:v1 -- sh -c 'stat -c "%u:%g" /home/app/notes /srv/data/file; id -u; id -g; cat /proc/self/uid_map' 2>&1) \
+  || fail "rootless pod run failed: $out"
+lines=($out)
+assert_eq "${lines[0]}" "1234:5678" "owner of /home/app/notes"
+assert_eq "${lines[1]}" "42:43" "owner of /srv/data/file"
+assert_eq "${lines[2]}:${lines[3]}" "1234:5678" "the image's user (from its config)"
+assert_eq "${lines[4]} ${lines[5]} ${lines[6]}" "0 $uid 1" "uid 0 is the user"
+assert_eq "${lines[7]} ${lines[8]} ${lines[9]}" "1 400000 65536" "then the subordinate range"
+
+note "the pod's root is the user on the host: writes land in upper/ as the user"
+upod run --name w1 --user 0 fixture:v1 -- sh -c 'echo hi > /etc/new; hostname' >/dev/null
+home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+ustore=$home/.local/share/pod
+uuid=$(upod list --json | jq -r '.[] | select(.name=="w1") | .uuid')
+assert_eq "$(stat -c %u "$ustore/pods/$uuid/upper/etc/new")" "$uid" "owner of a file the pod's root wrote"
+
+note "hostname, pid namespace, exit codes"
+assert_eq "$(upod run --hostname rl busybox -- hostname)" rl "hostname"
+assert_eq "$(upod run busybox -- sh -c 'echo $$')" 2 "the app's pid"
+rc=0; upod run busybox -- sh -c 'exit 7' || rc=$?
+assert_eq $rc 7 "exit code"
+expect_fail 127 upod run busybox -- nosuchcommand
+assert_contains "$ERR" "nosuchcommand"
+
+note "network: none has only lo"
+assert_eq "$(upod run busybox -- ls /sys/class/net | tr '\n' ' ')" "lo " "interfaces"
+
+note "detach, list, enter, stop, rm"
+upod run -d --name bg busybox -- sleep 60 >/dev/null
+assert_eq "$(upod list --json | jq -r '.[] | select(.name=="bg") | .state')" running "state"
+assert_eq "$(upod enter bg -- hostname)" bg "enter"
+upod stop bg --timeout 2
+upod rm bg
+[[ -z $(upod list --json | jq -r '.[] | select(.name=="bg") | .uuid') ]] || fail "bg still listed after rm"
+upod gc >/dev/null
+assert_eq "$(upod list --json)" "[]" "pods after gc"
+[[ -z $(ls -A "$ustore/pods" 2>/dev/null | grep -v '^\.' || true) ]] || fail "pod directories left: $(ls -A "$ustore/pods")"
+assert_eq "$(grep -c . /proc/self/mountinfo)" "$mounts_before" "mounts on the host"
+echo ok
