@@ -90,7 +90,7 @@ int run_export(const std::string& image, const std::string& file, const std::str
 
 void add_image_archive_commands(CLI::App& image) {
   static ImportArgs ia;
-  auto* imp = image->add_subcommand("import", "import an image archive or directory; prints its digest");
+  auto* imp = image.add_subcommand("import", "import an image archive or directory; prints its digest");
   imp->add_option("PATH", ia.path, "OCI layout (dir or tar), docker-archive, ACI, or rootfs tar")->required();
   imp->add_option("--name", ia.name, "NAME[:TAG] for the image (default: the name the archive gives)");
   imp->add_option("--format", ia.format, "auto, oci, oci-archive, docker-archive, aci, rootfs")
@@ -105,7 +105,7 @@ void add_image_archive_commands(CLI::App& image) {
   imp->callback([] { chosen_action() = [] { return run_import(ia); }; });
 
   static std::string export_image, export_file, export_format = "oci-archive";
-  auto* exp = image->add_subcommand("export", "write an image as an archive, owners as the image says");
+  auto* exp = image.add_subcommand("export", "write an image as an archive, owners as the image says");
   exp->add_option("IMAGE", export_image)->required();
   exp->add_option("FILE", export_file)->required();
   exp->add_option("--format", export_format, "oci-archive or docker-archive")->capture_default_str();

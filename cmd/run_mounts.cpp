@@ -139,6 +139,7 @@ runtime::PodSpec pod_spec(const Plan& plan, const PodFiles& files, const runtime
     if (auto r = sys::read_file(sys::FdRef::cwd(), "/etc/resolv.conf", 1 << 20)) spec.etc_resolv_conf = *r;
   }
   spec.pod_dir = pd.dir();
+  spec.lock_fd = pd.lock_fd().get();
   spec.rootfs_dir = files.rootfs;
   return spec;
 }

@@ -30,12 +30,12 @@ namespace {
 // Gives back what a failed start took: the lease, the pod directory.
 struct Undo {
   std::string store_path, lease;
-  std::optional<sys::FdRef> pods_parent;
+  sys::Fd pods_parent;  // our own copy: it outlives the caller's
   std::string pod_dir_name;
   bool armed = true;
   ~Undo() {
     if (!armed) return;
-    if (pods_parent) (void)sys::remove_tree(*pods_parent, pod_dir_name);
+    if (pods_parent) (void)sys::remove_tree(pods_parent, pod_dir_name);
     if (!lease.empty()) (void)release_lease(store_path, lease);
   }
 };
@@ -84,9 +84,15 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   undo.store_path = store_path;
   if (plan.maps.lease && !a.plan) undo.lease = plan.maps.lease->name;
 
+  // Users: the store's user namespace, then a mount namespace of our own for the
+  // overlay; the store is opened after both (overlayfs refuses directories opened in
+  // another mount namespace).
+  if (plan.maps.rootless) {
+    POD_TRY(enter_store_namespace());
+    if (::unshare(CLONE_NEWNS) != 0)
+      return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
+  }
   OpenStore st = POD_TRY(open_store(sys::FileLock::Mode::shared));
-  if (plan.maps.rootless && ::unshare(CLONE_NEWNS) != 0)
-    return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
 
   std::vector<ImageLayers> images;
   for (const auto& req : a.apps) images.push_back(POD_TRY(load_layers(st.store, req.image)));
@@ -120,19 +126,25 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   // the layers for the pod's map, then the pod.
   runtime::PodRecord rec = record_for(plan);
   sys::Fd pods = POD_TRY(made_dir(st.store.dir(), "pods", 0700));
-  runtime::PodDir pd = POD_TRY(runtime::PodDir::create(st.store.dir(), rec));
-  undo.pods_parent = sys::FdRef(pods);
+  auto pd = std::make_optional(POD_TRY(runtime::PodDir::create(st.store.dir(), rec)));
+  if (!plan.maps.rootless) {
+    // The apps attach their root below STORE/pods/<uuid> as the pod's root, a leased
+    // host id: it must be able to pass (not list) the directories on the way.
+    for (sys::FdRef d : {st.store.dir(), sys::FdRef(pods), pd->dir()})
+      if (::fchmod(d.get(), 0711) != 0) return sys::sys_error("letting the pod's ids pass the store directories");
+  }
+  undo.pods_parent = sys::Fd(::fcntl(pods.get(), F_DUPFD_CLOEXEC, 3));
   undo.pod_dir_name = plan.uuid;
 
-  PodFiles files = POD_TRY(make_pod_files(pd.dir(), plan));
+  PodFiles files = POD_TRY(make_pod_files(pd->dir(), plan));
   RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
   std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));
-  POD_TRY(pd.write_record(rec));
+  POD_TRY(pd->write_record(rec));
 
-  runtime::PodSpec spec = pod_spec(plan, files, pd);
+  runtime::PodSpec spec = pod_spec(plan, files, *pd);
   sys::Fd log;
   if (a.detach) {
-    log = POD_TRY(sys::open_at(pd.dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));
+    log = POD_TRY(sys::open_at(pd->dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));
     sys::Fd devnull = POD_TRY(sys::open_at(sys::FdRef::cwd(), "/dev/null", O_RDONLY));
     spec.stdin_fd = devnull.release();
     spec.stdout_fd = log.get();
@@ -154,7 +166,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     rec.apps[i].pid = pod.app_pids()[i];
     if (auto t = runtime::process_start_time(rec.apps[i].pid)) rec.apps[i].start_time = *t;
   }
-  if (auto w = pd.write_record(rec); !w) warn(w.error().what());
+  if (auto w = pd->write_record(rec); !w) warn(w.error().what());
 
   if (a.detach) {
     std::printf("%s\n", plan.uuid.c_str());
@@ -164,6 +176,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (a.tty) status = POD_TRY(relay_tty(pod));
   else status = POD_TRY(wait_forwarding(pod));
   int code = runtime::exit_code_of(status);
+  pd.reset();  // our hold on the pod's lock: it has ended
   if (a.remove) {
     auto info = runtime::find_pod(st.store.dir(), plan.uuid);
     if (info) {
@@ -178,6 +191,11 @@ int run_pod(const RunArgs& args) {
   auto r = run_pod_impl(args);
   if (r) return *r;
   report(r.error());
+  // An app that could not be executed: 127 not found, 126 not executable (as shells do).
+  if (r.error().message.find("executable") != std::string::npos) {
+    if (r.error().code == ENOENT) return 127;
+    if (r.error().code == EACCES || r.error().code == ENOEXEC) return 126;
+  }
   return 125;
 }
 

@@ -23,6 +23,9 @@ struct ComposeOptions {
 // attaches it with move_mount. Each lower may itself be a detached (e.g. idmapped)
 // mount. Uses "lowerdir+" (Linux 6.8+) and falls back to the legacy "lowerdir=" string;
 // too many layers for the kernel is an error that says so and names the limit.
+// overlayfs clones each layer's mount and refuses mounts of another mount namespace
+// (EINVAL, "failed to clone upperpath" in the kernel log only): a directory opened
+// before unshare(CLONE_NEWNS) is reopened here by its path, if that leads to it.
 [[nodiscard]] sys::Result<sys::Fd> compose(std::span<const sys::FdRef> lowers, sys::FdRef upper, sys::FdRef work,
                                            const ComposeOptions& options);
 
@@ -31,5 +34,15 @@ struct ComposeOptions {
 // owners, modes, xattrs, hard links and holes; reflinks files where the filesystem can.
 [[nodiscard]] sys::Result<void> flatten(std::span<const sys::FdRef> lowers, sys::FdRef dest,
                                         const ComposeOptions& options);
+
+// How layers are handed to overlayfs; compose() picks the first the kernel takes.
+enum class LayerSpec {
+  automatic,
+  fd,         // FSCONFIG_SET_FD "lowerdir+" (Linux 6.13+)
+  proc_path,  // FSCONFIG_SET_STRING "lowerdir+" "/proc/self/fd/N" (Linux 6.8+)
+  legacy,     // one "lowerdir=A:B:C" string, at most 255 bytes through fsconfig
+};
+// Test hook: use only `spec` (automatic: the normal fallback order).
+void force_layer_spec(LayerSpec spec);
 
 }  // namespace pod::overlay

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pod/sys/error.hpp"
@@ -23,6 +25,14 @@ struct Probes {
   Probe overlay_over_idmapped;        // an overlay whose lower layer is an idmapped mount
   Probe lowerdir_plus;                // the "lowerdir+" option (Linux 6.8+)
 };
+
+// The probes by name ("userns", "overlay_in_userns", ...), in declaration order.
+[[nodiscard]] std::vector<std::pair<std::string, const Probe*>> probe_list(const Probes& p);
+
+// The cache file's JSON: {"boot_id": "...", "probes": {"userns": {"ok": true, "detail": "..."}, ...}}.
+[[nodiscard]] std::string probes_json(const Probes& p);
+// Parses probes_json's output; EINVAL naming what is wrong for anything else.
+[[nodiscard]] sys::Result<Probes> parse_probes_json(std::string_view text);
 
 // Runs the probes in `scratch` (an empty directory on the store's filesystem, e.g. under
 // STORE/tmp). Never fails as a whole: a probe that cannot run is reported as not ok.

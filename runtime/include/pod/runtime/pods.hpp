@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,8 @@ struct AppRecord {
   std::string image;       // name:tag or digest as given
   std::string image_digest;  // the manifest digest
   pid_t pid = 0;           // in the host's pid namespace, once started
+  std::uint64_t start_time = 0;  // of that pid, against pid reuse (0: unknown; `pod enter`
+                                 // then checks that the app's parent is the pod's init)
 };
 
 struct PodRecord {
@@ -54,6 +57,9 @@ struct PodExitRecord {  // status.json
 struct PodInfo {
   PodRecord record;
   PodState state = PodState::prepared;
+  bool locked = false;  // the lock is held: running, or prepared by a live `pod run`
+  std::string damaged;  // why pod.json could not be read (then record has only the uuid);
+                        // find_pod returns such a pod by uuid so that `pod rm` can remove it
   std::optional<PodExitRecord> exit;
 };
 
@@ -90,6 +96,9 @@ class PodDir {
 // (start time checked), else ESRCH.
 [[nodiscard]] sys::Result<sys::Fd> open_pid(pid_t pid, std::uint64_t start_time);
 [[nodiscard]] sys::Result<std::uint64_t> process_start_time(pid_t pid);
+// A pidfd for an app of the pod: its start time checked when recorded, else the pod's
+// init must be alive (open_pid) and be the app's parent. ESRCH when the app has ended.
+[[nodiscard]] sys::Result<sys::Fd> open_app(const PodRecord& pod, const AppRecord& app);
 
 // SIGTERM to the init, then SIGKILL after `timeout_s`; returns once it has ended.
 [[nodiscard]] sys::Result<void> stop_pod(const PodInfo& pod, double timeout_s);
@@ -107,7 +116,13 @@ struct Releasers {
 [[nodiscard]] sys::Result<void> remove_pod(sys::FdRef store, const PodInfo& pod, const Releasers& rel);
 
 // gc: removes every exited pod, garbage left by a killed rm, and prepared pods whose
-// `pod run` is gone (lock free, older than a minute). Returns the uuids removed.
-[[nodiscard]] sys::Result<std::vector<std::string>> gc_pods(sys::FdRef store, const Releasers& rel);
+// `pod run` is gone (lock free, older than a minute). Returns the uuids removed. A pod
+// that cannot be removed does not stop the others: with `failed`, its error is added
+// there; without, the first such error is returned once the rest are done.
+[[nodiscard]] sys::Result<std::vector<std::string>> gc_pods(sys::FdRef store, const Releasers& rel,
+                                                            std::vector<sys::Error>* failed = nullptr);
+
+// "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx", lowercase: what may name a pod directory.
+[[nodiscard]] bool is_uuid(std::string_view s);
 
 }  // namespace pod::runtime

@@ -95,6 +95,10 @@ struct PodSpec {
   std::string etc_hosts, etc_resolv_conf;  // contents; empty: leave the image's
   sys::FdRef pod_dir = sys::FdRef::from_raw(-1);    // STORE/pods/<uuid>: the init writes status.json here at the end
   sys::FdRef rootfs_dir = sys::FdRef::from_raw(-1);  // STORE/pods/<uuid>/rootfs: the mount point of the first app's root
+  // (Each app has a mount namespace of its own and attaches its root there; the init keeps
+  // an empty read-only tmpfs there as its own root. start() writes pod_dir/etc/{hostname,
+  // hosts,resolv.conf} and binds them into each app's root.)
+  int lock_fd = -1;  // the pod's lock (PodDir::lock_fd): the init holds it open until it ends
   // stdio of the apps (-1: inherit the caller's). With tty, the apps get a new pty of
   // the pod's own devpts and a session of their own; the master is returned.
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;

@@ -1,0 +1,78 @@
+// The pod init (PID 1 of the pod) and the app processes it forks. Everything they use
+// is prepared in the caller before clone3 (strings, argv/envp arrays, BPF, buffers):
+// the children only make system calls and report {step, errno} when one fails.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "mounts.hpp"
+#include "pod/runtime/spec.hpp"
+#include "security.hpp"
+#include "spawn_proto.hpp"
+
+namespace pod::runtime::detail {
+
+struct PreparedApp {
+  std::string name;
+  std::vector<std::string> argv_s, env_s;
+  std::vector<char*> argv, envp;  // NULL-terminated views of the above
+  std::string path;               // PATH from env (or the default) for the search
+  std::string workdir;
+  std::vector<gid_t> groups;
+  AppIds ids;
+  PreparedSecurity sec;
+  // Filled in by the init from the caller's messages.
+  AppRoot root;
+  int etc[kEtcCount] = {-1, -1, -1};  // the caller's detached /etc file mounts for this app
+};
+
+[[nodiscard]] sys::Result<PreparedApp> prepare_app(const App& app);
+
+inline constexpr std::size_t kMaxVolumes = 128;
+
+struct InitState {
+  int sock = -1;         // the init's end of the pair
+  int caller_sock = -1;  // the caller's end, closed first thing in the init
+  int pod_dir = -1;      // status.json goes here
+  int lock_fd = -1;      // held until the init ends
+  int stdio[3] = {-1, -1, -1};
+  bool die_with_caller = true;
+  bool tty = false;
+  bool own_net = true;
+  std::string hostname;
+  RootSetup root;
+  std::vector<PreparedApp> apps;
+  // Buffers the init fills without allocating.
+  std::vector<AppVolume> volumes;          // kMaxVolumes
+  std::vector<Msg> volume_msgs;            // kMaxVolumes: the targets live here
+  std::vector<int> keep;                   // fds the init keeps, room for all
+  std::vector<pid_t> pids;
+  std::vector<int> codes, signals;
+  std::vector<char> done;
+  std::string status_buf;                  // status.json, room reserved
+  sigset_t caller_mask{};
+};
+
+// The init: waits for the caller's go, sets up the pod, starts the apps, reaps, writes
+// status.json and exits with the pod's code. Never returns.
+[[noreturn]] void init_main(InitState& s) noexcept;
+
+// In an app process (or `pod enter`), once in the pod's namespaces as root of its user
+// namespace with the root filesystem in place: workdir, ids, capabilities, seccomp,
+// fds, then exec with a PATH search. A failure is written to `report` as
+// {step, errno} and the process exits 126/127 (exec) or 125.
+[[noreturn]] void become_and_exec(const PreparedApp& app, int report) noexcept;
+
+[[noreturn]] void report_and_exit(int fd, int step, int err) noexcept;
+
+// A {step, errno} pair as read from a report pipe: "mounting /proc: ...".
+struct StepError {
+  std::int32_t step = 0, err = 0;
+};
+[[nodiscard]] sys::Error describe_failure(const StepError& e, const App* app);
+
+}  // namespace pod::runtime::detail
