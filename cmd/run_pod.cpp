@@ -88,6 +88,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   // overlay; the store is opened after both (overlayfs refuses directories opened in
   // another mount namespace).
   if (plan.maps.rootless) {
+    globals().root = store_path;  // resolved as ourselves: inside, we are uid 0
     POD_TRY(enter_store_namespace());
     if (::unshare(CLONE_NEWNS) != 0)
       return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
