@@ -112,5 +112,18 @@ assert_eq "$(snapshot "$STORE")" "$before" "the store after --plan"
 note "names are checked before anything is made"
 expect_fail 125 pod run --name Bad_Name busybox -- true
 assert_contains "$ERR" "pod name 'Bad_Name' is not allowed"
+note "an image with owners outside the pod's map is refused, naming the path and the id"
+mkdir -p "$T/wide/bin" "$T/wide/data"
+cp /bin/busybox "$T/wide/bin/"; ln -s busybox "$T/wide/bin/sh"
+: >"$T/wide/data/big"; chown 70000:70000 "$T/wide/data/big"
+tar -C "$T/wide" -cf "$T/wide.tar" .
+pod image import "$T/wide.tar" --format rootfs --name wide >/dev/null
+expect_fail 125 pod run wide -- true
+assert_contains "$ERR" "'/data/big'"
+assert_contains "$ERR" "uid 70000, outside the pod's uid map"
+assert_eq "$(pod run --rm --userns auto:size=131072 wide -- /bin/sh -c 'stat -c %u /data/big')" 70000 \
+  "the owner inside a map large enough"
+
 pod gc >/dev/null
+assert_eq "$(pod idmap list --json | jq '[.[] | select(.state=="leased")] | length')" 0 "leases after everything"
 echo ok
