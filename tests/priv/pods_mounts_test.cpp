@@ -17,30 +17,9 @@
 
 #include "pod/runtime/pods.hpp"
 #include "pod/sys/fs.hpp"
+#include "child_steps.hpp"
 
 namespace {
-
-int in_child(const std::function<int()>& fn) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(120);
-    _exit(fn());
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-int step_failed(int code, const char* what) {
-  std::fprintf(stderr, "step %d failed: %s (errno %d %s)\n", code, what, errno, strerrordesc_np(errno));
-  return code;
-}
-
-#define STEP(code, cond)                          \
-  do {                                            \
-    if (!(cond)) return step_failed(code, #cond); \
-  } while (0)
 
 bool mounted_below(const std::string& path) {
   auto info = pod::sys::read_file(pod::sys::FdRef::cwd(), "/proc/self/mountinfo", 1 << 20);
