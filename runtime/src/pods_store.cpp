@@ -228,10 +228,10 @@ sys::Result<PodDir> PodDir::create(sys::FdRef store, const PodRecord& record) {
     // upper/ is the overlay's root directory, whose mode the pod sees on "/".
     for (auto [sub, mode] : {std::pair{"upper", 0755}, {"work", 0700}, {"rootfs", 0755}, {"ns", 0700}})
       if (::mkdirat(dir.get(), sub, static_cast<mode_t>(mode)) != 0) return sys::sys_error("mkdir '{}'", sub);
-    POD_TRY(sys::write_file_atomic(dir, kRecord, record_to_json(record), 0644));
+    // Not synced: a pod does not outlive a crash, and gc removes what one leaves.
+    POD_TRY(sys::write_file_atomic(dir, kRecord, record_to_json(record), 0644, sys::Sync::no));
     if (::renameat2(pods->get(), staging.c_str(), pods->get(), record.uuid.c_str(), RENAME_NOREPLACE) != 0)
       return sys::sys_error("rename '{}' to '{}'", staging, record.uuid);
-    POD_TRY(sys::fsync_fd(*pods));
     return PodDir(std::move(dir), std::move(lock));
   };
   auto r = build();
@@ -243,7 +243,7 @@ sys::Result<PodDir> PodDir::create(sys::FdRef store, const PodRecord& record) {
 }
 
 sys::Result<void> PodDir::write_record(const PodRecord& record) {
-  POD_TRY_CTX(sys::write_file_atomic(dir_, kRecord, record_to_json(record), 0644), "writing the record of pod {}",
+  POD_TRY_CTX(sys::write_file_atomic(dir_, kRecord, record_to_json(record), 0644, sys::Sync::no), "writing the record of pod {}",
               record.uuid);
   return {};
 }

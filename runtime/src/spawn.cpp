@@ -129,7 +129,7 @@ sys::Result<void> etc_files(const PodSpec& spec, InitState& s, std::vector<sys::
   const char* names[detail::kEtcCount] = {"hostname", "hosts", "resolv.conf"};
   for (int k = 0; k < detail::kEtcCount; ++k) {
     if (contents[k].empty() || contents[k] == "\n") continue;
-    POD_TRY_CTX(sys::write_file_atomic(etc, names[k], contents[k], 0644), "writing the pod's /etc/{}", names[k]);
+    POD_TRY_CTX(sys::write_file_atomic(etc, names[k], contents[k], 0644, sys::Sync::no), "writing the pod's /etc/{}", names[k]);
     for (auto& app : s.apps) {
       int fd = ::open_tree(etc.get(), names[k], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
       if (fd < 0) return sys::sys_error("a bind mount of the pod's /etc/{}", names[k]);

@@ -118,7 +118,7 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
-Result<void> write_file_atomic(FdRef dir, std::string_view name, std::string_view data, mode_t mode) {
+Result<void> write_file_atomic(FdRef dir, std::string_view name, std::string_view data, mode_t mode, Sync sync) {
   std::string tmp = fmt::format(".{}.tmp-{}", name, random_hex(6));
   std::string final_name(name);
   Fd fd = POD_TRY(open_at(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode));
@@ -128,11 +128,12 @@ Result<void> write_file_atomic(FdRef dir, std::string_view name, std::string_vie
   };
   if (::fchmod(fd.get(), mode) != 0) return fail(sys_error("fchmod").error());
   if (auto r = write_all(fd, data); !r) return fail(r.error());
-  if (auto r = fsync_fd(fd); !r) return fail(r.error());
+  if (sync == Sync::yes)
+    if (auto r = fsync_fd(fd); !r) return fail(r.error());
   fd.reset();
   if (::renameat(dir.get(), tmp.c_str(), dir.get(), final_name.c_str()) != 0)
     return fail(sys_error("rename").error());
-  POD_TRY_CTX(fsync_fd(dir), "syncing the directory of '{}'", name);
+  if (sync == Sync::yes) POD_TRY_CTX(fsync_fd(dir), "syncing the directory of '{}'", name);
   return {};
 }
 

@@ -50,9 +50,12 @@ void force_resolve_fallback(bool on);
 [[nodiscard]] Result<void> write_all(FdRef fd, std::string_view data);
 
 // Writes `name` in `dir` so that readers see the old content or the new, never a part:
-// a temporary file, fsync, rename over, fsync of the directory.
+// a temporary file, fsync, rename over, fsync of the directory. Sync::no leaves out both
+// fsyncs, for state that need not survive a crash (a running pod's files, which a crash
+// ends anyway): still atomic for readers, and some 10 ms cheaper on this disk.
+enum class Sync { yes, no };
 [[nodiscard]] Result<void> write_file_atomic(FdRef dir, std::string_view name,
-                                             std::string_view data, mode_t mode = 0644);
+                                             std::string_view data, mode_t mode = 0644, Sync sync = Sync::yes);
 
 [[nodiscard]] Result<void> fsync_fd(FdRef fd);
 
