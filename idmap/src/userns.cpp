@@ -116,9 +116,19 @@ Result<void> enter_user_namespace(const StoreMapping& m) {
     ssize_t n = ::read(go_r.get(), &c, 1);
     std::string report;
     if (n == 1 && c == 'g') {
-      auto r = sys::run_program(uargv);
-      if (r) r = sys::run_program(gargv);
-      if (!r) report = r.error().what();
+      // Both at once: each is a setuid program's whole start-up, on the path of every pod run.
+      auto u = sys::Child::spawn(uargv, {});
+      auto g = sys::Child::spawn(gargv, {});
+      for (auto* child : {&u, &g}) {
+        if (!*child) {
+          if (report.empty()) report = child->error().what();
+          continue;
+        }
+        auto st = (*child)->wait();
+        if (!st) report = st.error().what();
+        else if (!st->success() && report.empty())
+          report = fmt::format("'{}' failed: {}", child == &u ? uargv[0] : gargv[0], st->describe());
+      }
     }
     (void)!::write(done_w.get(), report.data(), report.size());
     ::_exit(report.empty() ? 0 : 1);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "pod/cas/ingest.hpp"
+#include "pod/cas/stored_image.hpp"
 #include "pod/cas/store.hpp"
 #include "pod/cas/unpack.hpp"
 
@@ -64,25 +65,5 @@ class StagingArea {
 // makes everything durable, moves it into the store, and writes the ref last.
 [[nodiscard]] Result<ImportResult> finish_import(Store& store, const StagingArea& staging,
                                                  const IngestedImage& image, const ImportOptions& opts);
-
-// What tree.json records about an unpacked layer.
-struct TreeRecord {
-  Digest layer;
-  Digest diff_id;
-  std::string basis;
-  std::uint64_t entries = 0;
-  std::uint64_t bytes = 0;
-  std::vector<std::uint32_t> uids, gids;
-};
-[[nodiscard]] Result<TreeRecord> read_tree_record(const Store& store, const Digest& layer);
-
-// The manifest and config of a stored image, read and verified.
-struct StoredImage {
-  Ref ref;
-  Manifest manifest;
-  ImageConfig config;
-  std::string config_json;
-};
-[[nodiscard]] Result<StoredImage> load_image(const Store& store, const Ref& ref);
 
 }  // namespace pod::cas
