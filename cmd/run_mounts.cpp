@@ -72,17 +72,26 @@ runtime::PodRecord record_for(const Plan& plan) {
   return r;
 }
 
+std::string app_dir_suffix(const Plan& plan, std::size_t app) {
+  return app == 0 ? std::string() : "-" + plan.apps[app].app.name;
+}
+
 sys::Result<PodFiles> make_pod_files(sys::FdRef pod_dir, const Plan& plan) {
   PodFiles f;
-  f.upper = POD_TRY(made_dir(pod_dir, "upper", 0755));
-  f.work = POD_TRY(made_dir(pod_dir, "work", 0700));
-  f.copy = POD_TRY(made_dir(pod_dir, "copy", 0755));
-  f.rootfs = POD_TRY(made_dir(pod_dir, "rootfs", 0755));
   // The merged root directory takes its owner from the upper one: the pod's root.
   std::uint32_t uid = view_of(plan.maps.view.uids, 0), gid = view_of(plan.maps.view.gids, 0);
-  for (sys::FdRef d : {sys::FdRef(f.upper), sys::FdRef(f.copy)})
-    if (::fchownat(d.get(), "", uid, gid, AT_EMPTY_PATH) != 0)
-      return sys::sys_error("giving the pod's upper directory to its root ({}:{})", uid, gid);
+  for (std::size_t i = 0; i < plan.apps.size(); ++i) {
+    std::string suffix = app_dir_suffix(plan, i);
+    AppFiles a;
+    a.upper = POD_TRY(made_dir(pod_dir, "upper" + suffix, 0755));
+    a.work = POD_TRY(made_dir(pod_dir, "work" + suffix, 0700));
+    a.copy = POD_TRY(made_dir(pod_dir, "copy" + suffix, 0755));
+    for (sys::FdRef d : {sys::FdRef(a.upper), sys::FdRef(a.copy)})
+      if (::fchownat(d.get(), "", uid, gid, AT_EMPTY_PATH) != 0)
+        return sys::sys_error("giving the pod's upper directory to its root ({}:{})", uid, gid);
+    f.apps.push_back(std::move(a));
+  }
+  f.rootfs = POD_TRY(made_dir(pod_dir, "rootfs", 0755));
   return f;
 }
 
@@ -157,8 +166,8 @@ sys::Result<std::vector<runtime::AppMounts>> mount_apps(RootfsSources& sources, 
     }
     std::optional<std::string> fallback;
     runtime::AppMounts m;
-    m.rootfs = POD_TRY(runtime::compose_rootfs(*lowers, files.upper, files.work, plan.maps.rootless, files.copy,
-                                               fallback));
+    const AppFiles& own = files.apps[i];
+    m.rootfs = POD_TRY(runtime::compose_rootfs(*lowers, own.upper, own.work, plan.maps.rootless, own.copy, fallback));
     if (fallback) notes.push_back(*fallback);
     for (const auto& v : volumes) {
       sys::Fd src = v.arg.idmap ? POD_TRY_CTX(idmap::idmapped_mount(v.dir, userns), "volume '{}'", v.arg.source)

@@ -29,11 +29,12 @@ struct MountLine {
   std::string target, what;
 };
 
-std::vector<MountLine> mount_lines(const Plan& p, const PlannedApp& a) {
+std::vector<MountLine> mount_lines(const Plan& p, std::size_t app) {
+  const PlannedApp& a = p.apps[app];
   std::vector<MountLine> m;
   std::string lowers = fmt::format("{} layer{}", a.layers.size(), a.layers.size() == 1 ? "" : "s");
-  m.push_back({"/", fmt::format("overlay of {} ({}) under pods/{}/upper", lowers,
-                                runtime::engine_name(p.engine.engine), p.uuid)});
+  m.push_back({"/", fmt::format("overlay of {} ({}) under pods/{}/upper{}", lowers,
+                                runtime::engine_name(p.engine.engine), p.uuid, app_dir_suffix(p, app))});
   m.push_back({"/proc", "proc; kcore, keys, timer_list, sysrq-trigger and others masked; sys, bus, fs, irq read-only"});
   m.push_back({"/sys", p.net == "host" ? "the host's /sys, read-only" : "sysfs, read-only"});
   m.push_back({"/dev", "tmpfs with null, zero, full, random, urandom, tty"});
@@ -62,13 +63,14 @@ void print_plan(const Plan& p, bool json) {
     j["rootfs"] = {{"engine", runtime::engine_name(p.engine.engine)}, {"reason", p.engine.reason}};
     j["net"] = p.net;
     j["cgroup"] = nullptr;
-    for (const auto& a : p.apps) {
+    for (std::size_t i = 0; i < p.apps.size(); ++i) {
+      const PlannedApp& a = p.apps[i];
       nlohmann::json app = {{"name", a.app.name},      {"image", a.image},        {"digest", a.image_digest},
                             {"layers", a.layers},      {"argv", a.app.argv},      {"env", a.app.env},
                             {"workdir", a.app.workdir}, {"uid", a.app.uid},       {"gid", a.app.gid},
                             {"caps", cap_names(a.app.security)}, {"seccomp", seccomp_name(a.app.security)},
                             {"no_new_privileges", a.app.security.no_new_privs}};
-      for (const auto& ml : mount_lines(p, a)) app["mounts"].push_back({{"target", ml.target}, {"source", ml.what}});
+      for (const auto& ml : mount_lines(p, i)) app["mounts"].push_back({{"target", ml.target}, {"source", ml.what}});
       for (const auto& v : p.volumes) app["volumes"].push_back(v);
       j["apps"].push_back(app);
     }
@@ -83,7 +85,8 @@ void print_plan(const Plan& p, bool json) {
   std::printf("net        %s\n", p.net == "host" ? "host (the pod can reach the host's abstract unix sockets)"
                                                  : "none (loopback only)");
   std::printf("cgroup     none (no limits asked)\n");
-  for (const auto& a : p.apps) {
+  for (std::size_t i = 0; i < p.apps.size(); ++i) {
+    const PlannedApp& a = p.apps[i];
     std::string argv;
     for (const auto& s : a.app.argv) argv += (argv.empty() ? "" : " ") + s;
     std::printf("app %s    %s (%s)\n", a.app.name.c_str(), a.image.c_str(), a.image_digest.c_str());
@@ -94,7 +97,7 @@ void print_plan(const Plan& p, bool json) {
     std::printf("  caps     %s\n  seccomp  %s, no_new_privs %s\n", caps.c_str(), seccomp_name(a.app.security),
                 a.app.security.no_new_privs ? "yes" : "no");
     std::printf("  mounts\n");
-    for (const auto& ml : mount_lines(p, a)) std::printf("    %-16s %s\n", ml.target.c_str(), ml.what.c_str());
+    for (const auto& ml : mount_lines(p, i)) std::printf("    %-16s %s\n", ml.target.c_str(), ml.what.c_str());
   }
 }
 

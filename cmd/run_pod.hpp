@@ -43,5 +43,8 @@ struct Plan {
   bool private_time = false;
 };
 void print_plan(const Plan& plan, bool json);
+// The suffix of an app's upper, work and copy directories in pods/<uuid>/: "" for the
+// first app, "-<app name>" for the others.
+[[nodiscard]] std::string app_dir_suffix(const Plan& plan, std::size_t app);
 
 }  // namespace pod::cmd

@@ -48,8 +48,14 @@ struct ImageLayers {
 [[nodiscard]] sys::Result<sys::Fd> made_dir(sys::FdRef dir, std::string_view name, mode_t mode);
 
 // Directories and files of the pod, below STORE/pods/<uuid>.
+// Each app has a writable layer of its own: pods/<uuid>/upper, work and copy for the
+// first app, upper-<app>, work-<app> and copy-<app> for the others.
+struct AppFiles {
+  sys::Fd upper, work, copy;
+};
 struct PodFiles {
-  sys::Fd upper, work, copy, rootfs;
+  std::vector<AppFiles> apps;  // in the order of Plan::apps
+  sys::Fd rootfs;
 };
 [[nodiscard]] sys::Result<PodFiles> make_pod_files(sys::FdRef pod_dir, const Plan& plan);
 

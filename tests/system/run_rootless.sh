@@ -42,6 +42,30 @@ assert_eq $rc 7 "exit code"
 expect_fail 127 upod run busybox -- nosuchcommand
 assert_contains "$ERR" "nosuchcommand"
 
+rc=0; upod run busybox -- sh -c 'kill -9 $$' || rc=$?
+assert_eq $rc 137 "exit code of an app killed by SIGKILL"
+expect_fail 126 upod run busybox -- /etc/passwd
+
+note "two apps in one pod: the same network, not the same files; the first failure is the pod's"
+rc=0
+out=$(upod run busybox -- sh -c 'echo hello > /tmp/a; nc -l -p 7000 < /tmp/a; exit 3' \
+        --- busybox -- sh -c 'sleep 1; nc 127.0.0.1 7000; test -e /tmp/a && echo sees || echo apart') || rc=$?
+assert_eq "$(echo $out)" "hello apart" "what the second app got over loopback, and its own /tmp"
+assert_eq $rc 3 "exit code of the pod"
+
+note "isolation: no host fds, no /proc/sys writes, no way to the pod binary"
+exec 9</etc/hostname
+assert_eq "$(upod run busybox -- ls /proc/self/fd | tr '\n' ' ')" "0 1 2 3 " "fds inside (3 is ls's own)"
+exec 9<&-
+expect_fail 1 upod run busybox -- sh -c 'echo x > /proc/sys/kernel/hostname'
+expect_fail 1 upod run busybox -- sh -c 'echo x >> /proc/1/exe'
+expect_fail 1 upod run busybox -- sh -c 'ls -l /proc/1/root/'
+
+note "-t: the pod's own pty and session"
+out=$(as_user script -qec "$POD run -t busybox -- sh -c 'tty; cut -d\" \" -f6 /proc/\$\$/stat'" /dev/null \
+        < <(sleep 5) | tr -d '\r')
+assert_eq "$(echo $out)" "/dev/pts/0 2" "the app's terminal and session"
+
 note "network: none has only lo"
 assert_eq "$(upod run busybox -- ls /sys/class/net | tr '\n' ' ')" "lo " "interfaces"
 
