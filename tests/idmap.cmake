@@ -2,7 +2,7 @@ pod_unit_test(subid_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/subid_test.cpp
 pod_priv_sources(${CMAKE_CURRENT_SOURCE_DIR}/priv/idmap_userns_test.cpp)
 pod_priv_libs(pod_idmap)
 pod_unit_test(idmap_ranges_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/idmap_ranges_test.cpp LIBS pod_idmap)
-pod_unit_test(idmap_ledger_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/idmap_ledger_test.cpp LIBS pod_idmap fmt::fmt)
+pod_unit_test(idmap_ledger_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/idmap_ledger_test.cpp LIBS pod_idmap fmt::fmt-header-only)
 pod_unit_test(idmap_census_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/idmap_census_test.cpp LIBS pod_idmap)
 pod_unit_test(idmap_maps_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/idmap_maps_test.cpp LIBS pod_idmap)
 pod_priv_sources(${CMAKE_CURRENT_SOURCE_DIR}/priv/idmap_mount_test.cpp)

@@ -1,6 +1,10 @@
 #include "pod/cas/digest.hpp"
 
-#include <openssl/evp.h>
+// SHA256_* rather than EVP: the same assembly, without EVP's provider machinery, so a
+// statically linked libcrypto adds only the hash to pod (EVP pulled in megabytes and
+// thousands of relocations into every start). Deprecated in OpenSSL 3, not removed.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 namespace pod::cas {
 
@@ -26,23 +30,20 @@ Result<Digest> Digest::parse(std::string_view text) {
 }
 
 struct Sha256::Impl {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~Impl() { EVP_MD_CTX_free(ctx); }
+  SHA256_CTX ctx;
 };
 
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
-}
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) { SHA256_Init(&impl_->ctx); }
 Sha256::~Sha256() = default;
 Sha256::Sha256(Sha256&&) noexcept = default;
 Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
-void Sha256::update(const void* data, std::size_t n) { EVP_DigestUpdate(impl_->ctx, data, n); }
+void Sha256::update(const void* data, std::size_t n) { SHA256_Update(&impl_->ctx, data, n); }
 
 Digest Sha256::finish() {
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx, md, &len);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  const unsigned len = SHA256_DIGEST_LENGTH;
+  SHA256_Final(md, &impl_->ctx);
   static constexpr char kHex[] = "0123456789abcdef";
   Digest d;
   d.hex.reserve(64);
@@ -50,7 +51,7 @@ Digest Sha256::finish() {
     d.hex.push_back(kHex[md[i] >> 4]);
     d.hex.push_back(kHex[md[i] & 15]);
   }
-  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+  SHA256_Init(&impl_->ctx);
   return d;
 }
 

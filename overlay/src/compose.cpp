@@ -50,6 +50,10 @@ Result<LayerSpec> add_top_layer(FsContext& fs, FdRef top) {
   }
   auto r = set_dir(fs, "lowerdir+", top, LayerSpec::fd);
   if (r) return LayerSpec::fd;
+  // Before Linux 6.5 overlayfs has only the mount-option interface: fds are refused
+  // (EOPNOTSUPP), and any string, "lowerdir+" too, is taken now and refused only at
+  // create. So straight to the legacy option there.
+  if (r.error().code == EOPNOTSUPP) return LayerSpec::legacy;
   if (r.error().code != EINVAL) return sys::Unexpected(std::move(r).error());
   r = set_dir(fs, "lowerdir+", top, LayerSpec::proc_path);
   if (r) return LayerSpec::proc_path;
