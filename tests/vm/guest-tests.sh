@@ -23,7 +23,7 @@ pod_cgroups() { find "$base/pod" -mindepth 1 -maxdepth 1 -type d 2>/dev/null || 
 key() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
 note "import, and a pod without limits sees its own cgroup namespace"
-upod image import "$POD_DEFAULT_IMAGE" --name busybox >/dev/null
+out=$(upod image import "$POD_DEFAULT_IMAGE" --name busybox 2>&1) || fail "importing the busybox image: $out"
 out=$(upod run busybox -- cat /proc/self/cgroup) || fail "pod run without limits: $out"
 echo "pod run busybox -- cat /proc/self/cgroup: $out" >&2
 assert_eq "$out" "0::/" "/proc/self/cgroup inside a pod"
@@ -72,7 +72,7 @@ upod rm forks >/dev/null
 # Busy for SECONDS under --cpus CPUS: prints the share of one cpu the loop got, from
 # the usage_usec of the pod's cgroup (as the pod sees it) over the guest's own clock.
 busy='read a x </proc/uptime; u0=$(grep usage_usec /sys/fs/cgroup/cpu.stat)
-timeout "$1" sh -c "while :; do :; done"
+{ timeout "$1" sh -c "while :; do :; done"; } 2>/dev/null
 u1=$(grep usage_usec /sys/fs/cgroup/cpu.stat); read b x </proc/uptime; echo $a $b ${u0#* } ${u1#* }'
 cpu_share() {
   local name=$1 cpus=$2 seconds=$3 t

@@ -8,7 +8,7 @@ upod() { "$POD" "$@"; }
 base=/sys/fs/cgroup/user.slice/user-$(id -u).slice/user@$(id -u).service
 grep -qw memory "$base/cgroup.controllers" && fail "memory is offered to $base: $(cat "$base/cgroup.controllers")"
 
-upod image import "$POD_DEFAULT_IMAGE" --name busybox >/dev/null
+out=$(upod image import "$POD_DEFAULT_IMAGE" --name busybox 2>&1) || fail "importing the busybox image: $out"
 
 note "--memory without a delegated memory controller: a clear error"
 expect_fail 125 upod run --name mem --memory 64M busybox -- true
