@@ -113,5 +113,12 @@ upod stop bg --timeout 2
 upod rm bg >/dev/null
 [[ ! -e $dir ]] || fail "cgroup $dir left after stop and rm"
 
+note "pod doctor finds cgroup v2 and the delegated subtree"
+doctor=$(upod doctor --json) || true
+check() { jq -r --arg c "$1" '.checks[] | select(.check == $c) | "\(.status): \(.detail)"' <<<"$doctor"; }
+assert_contains "$(check cgroup)" "ok: cgroup v2" "pod doctor's cgroup check"
+assert_eq "$(check cgroup_delegation)" "ok: delegated in ${base#/sys/fs/cgroup}: $(cat "$base/cgroup.controllers")" \
+  "pod doctor's delegation check"
+
 assert_eq "$(cat /proc/self/cgroup)" "$own_before" "the caller's own cgroup"
 echo ok

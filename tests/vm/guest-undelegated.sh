@@ -18,6 +18,13 @@ assert_contains "$ERR" "Delegate=" "the fix in the error"
 [[ -z $(upod list --json | jq -r '.[].name') ]] || fail "a pod is left after the refused run: $(upod list)"
 assert_eq "$(find "$base/pod" -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true)" "" "cgroups after the refused run"
 
+note "pod doctor names the controller that is not delegated"
+doctor=$(upod doctor --json) || true
+deleg=$(jq -r '.checks[] | select(.check == "cgroup_delegation") | "\(.status): \(.detail) fix: \(.fix)"' <<<"$doctor")
+assert_contains "$deleg" "no: delegated in ${base#/sys/fs/cgroup}" "pod doctor's delegation check"
+assert_contains "$deleg" "'memory' is not delegated" "pod doctor's delegation check"
+assert_contains "$deleg" "Delegate=" "pod doctor's fix"
+
 note "no limits asked: no error"
 assert_eq "$(upod run busybox -- echo hi)" hi "a pod without limits"
 
