@@ -10,7 +10,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -21,6 +23,7 @@
 #include "context.hpp"
 #include "pod/idmap/allotment.hpp"
 #include "pod/overlay/probe.hpp"
+#include "pod/runtime/cgroup.hpp"
 #include "pod/sys/fs.hpp"
 
 namespace pod::cmd {
@@ -215,23 +218,23 @@ std::vector<Check> check_cgroups(const Caller& me) {
     return {v, d};
   }
   std::string rel = own_cgroup2_path();
-  std::string dir = l.v2_mount + (rel == "/" ? "" : rel);
-  std::string mine = read_trimmed(dir + "/cgroup.controllers").value_or("");
   if (me.root) {
     d.detail = fmt::format("root: every controller ({})", controllers);
     return {v, d};
   }
-  struct stat st {};
-  bool owned = ::stat(dir.c_str(), &st) == 0 && st.st_uid == me.uid && ::access(dir.c_str(), W_OK) == 0;
-  if (!owned) {
+  // The subtree pod run places pods in (runtime/src/cgroup_place.cpp), as pod run finds it.
+  auto deleg = runtime::delegated_cgroup();
+  if (!deleg) {
     d.status = "no";
-    d.detail = fmt::format("your cgroup {} is not delegated to you: pods run without limits", rel);
+    d.detail = fmt::format("your cgroup {} is not delegated to you: pods run, limits are refused", rel);
     d.fix = kDelegateFix;
     return {v, d};
   }
-  d.detail = fmt::format("delegated in {}: {}", rel, mine.empty() ? "none" : mine);
+  std::string mine = fmt::format("{}", fmt::join(deleg->controllers, " "));
+  std::string top = deleg->dir.substr(l.v2_mount.size());
+  d.detail = fmt::format("delegated in {}: {}", top.empty() ? "/" : top, mine.empty() ? "none" : mine);
   for (const char* want : {"memory", "pids", "cpu"})
-    if ((" " + mine + " ").find(std::string(" ") + want + " ") == std::string::npos) {
+    if (std::find(deleg->controllers.begin(), deleg->controllers.end(), want) == deleg->controllers.end()) {
       d.status = "no";
       d.detail += fmt::format("; '{}' is not delegated", want);
       d.fix = kDelegateFix;

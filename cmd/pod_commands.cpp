@@ -7,11 +7,13 @@
 
 #include <cstdio>
 #include <memory>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "context.hpp"
 #include "pod/idmap/ledger.hpp"
+#include "pod/runtime/cgroup.hpp"
 #include "pod/runtime/pods.hpp"
 #include "pod/runtime/spawn.hpp"
 #include "pod/shift/cache.hpp"
@@ -123,6 +125,8 @@ int run_status(const std::string& which, bool as_json) {
     std::string rel = fmt::format("pods/{}/ns/net", r.uuid);
     if (sys::exists_at(*store, rel)) netns = *store_path() + "/" + rel;
   }
+  // Read while the pod's cgroups exist: from its end until rm or gc.
+  std::optional<std::uint64_t> oom = runtime::oom_kills(r.cgroups);
   if (as_json) {
     json apps = json::array();
     for (auto& a : r.apps) {
@@ -142,7 +146,8 @@ int run_status(const std::string& which, bool as_json) {
            {"hostname", r.hostname}, {"uid_map", r.uids.str()}, {"gid_map", r.gids.str()},
            {"userns", r.userns},     {"lease", r.lease.empty() ? json(nullptr) : json(r.lease)},
            {"shift", r.shift},       {"rootless", r.rootless}, {"netns", netns ? json(*netns) : json(nullptr)},
-           {"apps", apps}};
+           {"cgroups", r.cgroups},   {"oom_killed", oom ? json(*oom > 0) : json(nullptr)},
+           {"oom_kills", oom ? json(*oom) : json(nullptr)}, {"apps", apps}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -156,6 +161,8 @@ int run_status(const std::string& which, bool as_json) {
   std::printf("lease:    %s\n", r.lease.empty() ? "-" : r.lease.c_str());
   std::printf("shift:    %s\n", r.shift.empty() ? "-" : r.shift.c_str());
   if (netns) std::printf("netns:    %s\n", netns->c_str());
+  std::printf("cgroup:   %s\n", r.cgroups.empty() ? "- (no limits)" : fmt::format("{}", fmt::join(r.cgroups, " ")).c_str());
+  if (oom) std::printf("oom:      %s\n", *oom ? fmt::format("killed by the OOM killer ({} kill{})", *oom, *oom == 1 ? "" : "s").c_str() : "no OOM kill");
   std::printf("apps:\n");
   for (auto& a : r.apps) {
     auto ex = app_exit(*p, a.app.name);
@@ -205,7 +212,7 @@ int run_enter(const std::string& which, const std::string& app_name, std::vector
   if (!pidfd) return fail(pidfd.error());
   runtime::App a = app->app;
   a.argv = cmd.empty() ? std::vector<std::string>{"/bin/sh"} : std::move(cmd);
-  auto st = runtime::enter(*pidfd, a, ::isatty(0) == 1);
+  auto st = runtime::enter(*pidfd, a, ::isatty(0) == 1, runtime::cgroup_procs_files(r.cgroups, r.uuid));
   if (!st) return fail(std::move(st.error()).context("entering {}", label(r)));
   return runtime::exit_code_of(*st);
 }

@@ -64,6 +64,15 @@ void add_run_command(CLI::App& app) {
   run->add_option("--cap-remove", args->cap_remove, "CAP,...: removed from the default set")->delimiter(',');
   run->add_option("--seccomp", args->seccomp, "default|unconfined|FILE (an OCI seccomp JSON object)");
   run->add_flag("--no-new-privileges", args->no_new_privs, "setuid binaries and file capabilities give nothing");
+  run->add_option("--memory", args->memory, "BYTES: memory limit (512M, 1G); no swap beyond it");
+  run->add_option("--cpus", args->cpus, "N: cpu time limit in cpus (0.5, 1.5)");
+  run->add_option("--pids", args->pids, "N: most processes and threads at once");
+  run->add_option("--io-read-bps", args->io_read_bps, "DEV:RATE: read bytes per second from a block device (/dev/sda:10M)")
+      ->allow_extra_args(false);
+  run->add_option("--io-write-bps", args->io_write_bps, "DEV:RATE: write bytes per second")->allow_extra_args(false);
+  run->add_option("--io-read-iops", args->io_read_iops, "DEV:N: read operations per second")->allow_extra_args(false);
+  run->add_option("--io-write-iops", args->io_write_iops, "DEV:N: write operations per second")->allow_extra_args(false);
+  run->add_option("--cpuset-cpus", args->cpuset_cpus, "LIST: the cpus the pod may run on (0-1,3)");
   run->add_option("--net", args->net, "none|host (default: none)")->check(CLI::IsMember({"none", "host"}));
   run->add_flag("--private-time", args->private_time, "a time namespace of its own");
   run->add_flag("-d,--detach", args->detach, "start and print the uuid; output goes to the pod's log");

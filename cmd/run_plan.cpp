@@ -2,8 +2,10 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "run_cgroup.hpp"
 #include "run_pod.hpp"
 
 namespace pod::cmd {
@@ -41,7 +43,13 @@ std::vector<MountLine> mount_lines(const Plan& p, std::size_t app) {
   m.push_back({"/dev/pts", "devpts, a new instance"});
   m.push_back({"/dev/shm", "tmpfs"});
   m.push_back({"/dev/mqueue", "mqueue"});
-  m.push_back({"/sys/fs/cgroup", "cgroup2 of the pod's cgroup namespace, read-only"});
+  if (p.cgroup && p.cgroup->version == runtime::CgroupVersion::v1) {
+    std::string names;
+    for (auto& h : p.cgroup->v1) names += fmt::format("{}{}", names.empty() ? "" : ", ", fmt::join(h.controllers, ","));
+    m.push_back({"/sys/fs/cgroup", "tmpfs with the pod's cgroup v1 hierarchies (" + names + "), read-only"});
+  } else {
+    m.push_back({"/sys/fs/cgroup", "cgroup2 of the pod's cgroup namespace, read-only"});
+  }
   m.push_back({"/etc/hosts", "localhost and " + p.hostname});
   if (p.net == "host") m.push_back({"/etc/resolv.conf", "the host's"});
   for (const auto& v : p.volumes) m.push_back({v.substr(v.find(':') + 1), "volume " + v});
@@ -62,7 +70,7 @@ void print_plan(const Plan& p, bool json) {
                    {"gid_map", m.host.gids.str()}, {"lease", lease.empty() ? nlohmann::json() : nlohmann::json(lease)}};
     j["rootfs"] = {{"engine", runtime::engine_name(p.engine.engine)}, {"reason", p.engine.reason}};
     j["net"] = p.net;
-    j["cgroup"] = nullptr;
+    j["cgroup"] = cgroup_plan_json(p);
     for (std::size_t i = 0; i < p.apps.size(); ++i) {
       const PlannedApp& a = p.apps[i];
       nlohmann::json app = {{"name", a.app.name},      {"image", a.image},        {"digest", a.image_digest},
@@ -84,7 +92,7 @@ void print_plan(const Plan& p, bool json) {
   std::printf("rootfs     %s: %s\n", runtime::engine_name(p.engine.engine), p.engine.reason.c_str());
   std::printf("net        %s\n", p.net == "host" ? "host (the pod can reach the host's abstract unix sockets)"
                                                  : "none (loopback only)");
-  std::printf("cgroup     none (no limits asked)\n");
+  std::printf("cgroup     %s\n", cgroup_plan_text(p).c_str());
   for (std::size_t i = 0; i < p.apps.size(); ++i) {
     const PlannedApp& a = p.apps[i];
     std::string argv;

@@ -21,20 +21,23 @@
 #include "pod/runtime/pods.hpp"
 #include "pod/runtime/spawn.hpp"
 #include "pod/sys/fs.hpp"
+#include "run_cgroup.hpp"
 #include "run_setup.hpp"
 
 namespace pod::cmd {
 
 namespace {
 
-// Gives back what a failed start took: the lease, the pod directory.
+// Gives back what a failed start took: the lease, the pod directory, its cgroups.
 struct Undo {
   std::string store_path, lease;
   sys::Fd pods_parent;  // our own copy: it outlives the caller's
   std::string pod_dir_name;
+  std::vector<std::string> cgroups;
   bool armed = true;
   ~Undo() {
     if (!armed) return;
+    if (!cgroups.empty()) (void)runtime::remove_cgroups(cgroups, pod_dir_name);
     if (pods_parent) (void)sys::remove_tree(pods_parent, pod_dir_name);
     if (!lease.empty()) (void)release_lease(store_path, lease);
   }
@@ -75,6 +78,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   plan.private_time = a.private_time;
   plan.volumes = a.volumes;
   runtime::Security security = POD_TRY(security_from_flags(a));
+  plan.limits = POD_TRY(limits_from_flags(a));
   std::vector<VolumeArg> volumes = POD_TRY(parse_volumes(a.volumes));
 
   std::string store_path = globals().root;
@@ -118,6 +122,8 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     plan.apps.push_back({a.apps[i].image, img.manifest_digest, img.layer_digests(), std::move(app)});
   }
 
+  if (!plan.limits.empty())
+    plan.cgroup = POD_TRY_CTX(runtime::place_cgroups(plan.limits, plan.uuid, plan.maps.rootless), "the pod's cgroup");
   if (a.plan) {
     print_plan(plan, a.json);
     return 0;
@@ -140,9 +146,22 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   PodFiles files = POD_TRY(make_pod_files(pd->dir(), plan));
   RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
   std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));
+  std::optional<runtime::PodCgroups> cgroups;
+  if (plan.cgroup) {
+    cgroups = POD_TRY_CTX(runtime::create_cgroups(*plan.cgroup, plan.limits), "the pod's cgroup");
+    rec.cgroups = cgroups->dirs;
+    undo.cgroups = cgroups->dirs;
+  }
   POD_TRY(pd->write_record(rec));
 
   runtime::PodSpec spec = pod_spec(plan, files, *pd);
+  if (cgroups) {
+    spec.cgroup_v2_fd = cgroups->v2_dir.get();
+    if (cgroups->version == runtime::CgroupVersion::v1) {
+      spec.join_cgroups = [&](pid_t pid) { return cgroups->join(pid); };
+      for (auto& h : cgroups->v1) spec.cgroup_v1_mounts.push_back(h.controllers);
+    }
+  }
   sys::Fd log;
   if (a.detach) {
     log = POD_TRY(sys::open_at(pd->dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));

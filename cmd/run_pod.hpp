@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "pod/runtime/cgroup.hpp"
 #include "pod/runtime/rootfs.hpp"
 #include "pod/runtime/spec.hpp"
 #include "run_maps.hpp"
@@ -20,6 +21,9 @@ struct RunArgs {
   std::vector<AppRequest> apps;
   std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net = "none";
   std::vector<std::string> env, volumes, cap_retain, cap_remove;
+  // Limits as given (run_cgroup.hpp reads them).
+  std::string memory, cpus, pids, cpuset_cpus;
+  std::vector<std::string> io_read_bps, io_write_bps, io_read_iops, io_write_iops;
   bool no_new_privs = false, private_time = false, detach = false, tty = false, remove = false, plan = false,
        json = false;
 };
@@ -41,6 +45,8 @@ struct Plan {
   std::vector<std::string> volumes;  // SRC:DST[:ro] as given
   std::string net;
   bool private_time = false;
+  runtime::Limits limits;
+  std::optional<runtime::CgroupPlace> cgroup;  // none without limits
 };
 void print_plan(const Plan& plan, bool json);
 // The suffix of an app's upper, work and copy directories in pods/<uuid>/: "" for the

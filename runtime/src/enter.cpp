@@ -68,9 +68,22 @@ sys::Result<bool> same_userns(pid_t pid) {
   detail::become_and_exec(app, report);
 }
 
+// Moves the calling process into each cgroup ("0" is the writer itself). No allocation.
+int join_cgroups(const std::vector<std::string>& procs) noexcept {
+  for (const auto& p : procs) {
+    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -1;
+    bool ok = ::write(fd, "0", 1) == 1;
+    int e = errno;
+    ::close(fd);
+    if (!ok) return errno = e, -1;
+  }
+  return 0;
+}
+
 }  // namespace
 
-sys::Result<sys::ExitStatus> enter(sys::FdRef pidfd, const App& app, bool tty) {
+sys::Result<sys::ExitStatus> enter(sys::FdRef pidfd, const App& app, bool tty, const std::vector<std::string>& cgroup_procs) {
   // With or without tty the entered process keeps the caller's stdio (its terminal)
   // and stays in the caller's session, so job control and ^C work as for any command.
   (void)tty;
@@ -88,6 +101,9 @@ sys::Result<sys::ExitStatus> enter(sys::FdRef pidfd, const App& app, bool tty) {
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // nothing in the pod may ptrace us
+    // The cgroups first, from outside (the pod sees its cgroups read-only); the app's
+    // cgroup namespace then comes with setns.
+    if (join_cgroups(cgroup_procs) != 0) detail::report_and_exit(rep_w.get(), detail::kStepCgroupJoin, errno);
     if (::setns(pidfd.get(), flags) != 0) detail::report_and_exit(rep_w.get(), detail::kStepNsJoin, errno);
     pid_t app_pid = ::fork();
     if (app_pid < 0) detail::report_and_exit(rep_w.get(), detail::kStepFork, errno);

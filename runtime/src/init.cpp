@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <net/if.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -174,6 +175,10 @@ void init_main(InitState& s) noexcept {
     }
   }
 
+  // Now in the pod's cgroup (cloned into it, or moved there before "go"): the pod's
+  // cgroup namespace is rooted at it. Made at clone time it would be rooted at the
+  // caller's cgroup on a cgroup v1 host.
+  if (::unshare(CLONE_NEWCGROUP) != 0) fail_pod(s, -1, kStepCgroupNs, errno);
   for (int i = 0; i < 3; ++i)
     if (s.stdio[i] >= 0 && ::dup2(s.stdio[i], i) < 0) fail_pod(s, -1, kStepStdio, errno);
   std::size_t nkeep = 0;

@@ -45,6 +45,10 @@ struct InitState {
   bool own_net = true;
   std::string hostname;
   RootSetup root;
+  // cgroup v1 hierarchies the apps mount (RootSetup::cgroup_v1 points here).
+  std::vector<std::string> cgroup_dirs;
+  std::vector<std::vector<std::string>> cgroup_controllers;
+  std::vector<CgroupMount> cgroup_mounts;
   std::vector<PreparedApp> apps;
   // Buffers the init fills without allocating.
   std::vector<AppVolume> volumes;          // kMaxVolumes

@@ -137,6 +137,9 @@ const char* step_name(std::int32_t step) {
     case kStepCloseFds: return "closing inherited descriptors";
     case kStepExec: return "executing the app";
     case kStepNsJoin: return "joining the pod's namespaces";
+    case kStepCgroupNs: return "a cgroup namespace for the pod";
+    case kStepCgroupMount: return "mounting /sys/fs/cgroup";
+    case kStepCgroupJoin: return "joining the app's cgroups";
     default: return "setting up";
   }
 }

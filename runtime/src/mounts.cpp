@@ -116,18 +116,34 @@ int setup_proc(int root) noexcept {
   return 0;
 }
 
-int setup_sys(int root, bool own_net) noexcept {
+// The pod's cgroups as its cgroup namespace shows them, read-only: cgroup2, or on a
+// cgroup v1 host a tmpfs holding each hierarchy the pod is placed in.
+int setup_cgroup(int root, const RootSetup& setup) noexcept {
+  RawFd cg(resolve(root, "sys/fs/cgroup", O_PATH | O_DIRECTORY));
+  if (cg.fd < 0) return kStepCgroupMount;
+  if (setup.ncgroup_v1 == 0)
+    return mount_on(cg.fd, "cgroup2", nullptr, MOUNT_ATTR_RDONLY | kNoSuidDevExec) == 0 ? 0 : kStepCgroupMount;
+  const char* const opts[] = {"mode", "755", "size", "4096", nullptr};
+  RawFd t(fs_mount("tmpfs", opts, kNoSuidDevExec));
+  if (t.fd < 0 || attach(t.fd, cg.fd) != 0) return kStepCgroupMount;
+  for (std::size_t i = 0; i < setup.ncgroup_v1; ++i) {
+    const CgroupMount& m = setup.cgroup_v1[i];
+    if (::mkdirat(t.fd, m.dir, 0755) != 0) return kStepCgroupMount;
+    RawFd d(::openat(t.fd, m.dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (d.fd < 0 || mount_on(d.fd, "cgroup", m.opts, MOUNT_ATTR_RDONLY | kNoSuidDevExec) != 0) return kStepCgroupMount;
+  }
+  return set_attrs(t.fd, MOUNT_ATTR_RDONLY, false) == 0 ? 0 : kStepCgroupMount;
+}
+
+int setup_sys(int root, const RootSetup& setup) noexcept {
+  const bool own_net = setup.own_net;
   RawFd sys(make_path_in_root(root, "sys", true));
   if (sys.fd < 0) return kStepSys;
   // A new sysfs shows the net namespace of its mounter, which must be ours to mount.
   int rc = own_net ? mount_on(sys.fd, "sysfs", nullptr, MOUNT_ATTR_RDONLY | kNoSuidDevExec)
                    : bind_host("/sys", sys.fd, MOUNT_ATTR_RDONLY | kNoSuidDevExec, true);
   if (rc != 0) return kStepSys;
-  // The pod's own cgroup namespace, read-only; where cgroup2 cannot be mounted the
-  // directory stays as it is (an empty sysfs directory).
-  RawFd cg(resolve(root, "sys/fs/cgroup", O_PATH | O_DIRECTORY));
-  if (cg.fd >= 0) (void)mount_on(cg.fd, "cgroup2", nullptr, MOUNT_ATTR_RDONLY | kNoSuidDevExec);
-  return 0;
+  return setup_cgroup(root, setup);
 }
 
 int setup_dev(int root, bool devpts_gid) noexcept {
@@ -233,7 +249,7 @@ int setup_root(const RootSetup& setup, const AppRoot& app, int* err) noexcept {
   // The rootfs fd now names the attached root.
   const int root = app.rootfs;
   if (int s = setup_proc(root)) return fail(s);
-  if (int s = setup_sys(root, setup.own_net)) return fail(s);
+  if (int s = setup_sys(root, setup)) return fail(s);
   if (int s = setup_dev(root, setup.devpts_gid)) return fail(s);
   for (int k = 0; k < kEtcCount; ++k) {
     if (app.etc[k] < 0) continue;

@@ -14,12 +14,23 @@ namespace pod::runtime::detail {
 enum EtcFile { kEtcHostname, kEtcHosts, kEtcResolvConf, kEtcCount };
 inline constexpr const char* kEtcTargets[kEtcCount] = {"etc/hostname", "etc/hosts", "etc/resolv.conf"};
 
+// A cgroup v1 hierarchy the pod mounts read-only at /sys/fs/cgroup/<dir>.
+struct CgroupMount {
+  const char* dir = nullptr;   // "memory", "cpu,cpuacct"
+  const char* opts[9] = {};    // each controller as a flag option: name, nullptr; then nullptr
+};
+inline constexpr std::size_t kMaxCgroupMounts = 4;
+
 struct RootSetup {
   const char* rootfs_path = nullptr;  // the mount point, re-resolved in the app's namespace
   dev_t rootfs_dev = 0;               // ... and checked against the caller's fd
   ino_t rootfs_ino = 0;
   bool own_net = true;     // a net namespace of its own: a new sysfs; else the host's /sys, read-only
   bool devpts_gid = true;  // gid 5 (tty) is mapped: devpts gets gid=5
+  // cgroup v1: a read-only tmpfs at /sys/fs/cgroup with these hierarchies (read-only);
+  // none: cgroup2 of the pod's cgroup namespace, read-only.
+  const CgroupMount* cgroup_v1 = nullptr;
+  std::size_t ncgroup_v1 = 0;
 };
 
 struct AppVolume {

@@ -207,6 +207,7 @@ std::string record_to_json(const PodRecord& r) {
          {"shift", r.shift},
          {"shift_keys", r.shift_keys},
          {"rootless", r.rootless},
+         {"cgroups", r.cgroups},
          {"pid", r.pid},
          {"start_time", r.start_time}};
   return j.dump(2) + "\n";
@@ -242,6 +243,9 @@ sys::Result<PodRecord> record_from_json(std::string_view text) {
       if (r.shift_keys[i].empty() || r.shift_keys[i].find_first_of("/.") != std::string::npos)
         return bad(fmt::format("shift_keys[{}]", i), "is not a cache key");
     POD_TRY(read(j, "rootless", "", r.rootless));
+    POD_TRY(read(j, "cgroups", "", r.cgroups));
+    for (std::size_t i = 0; i < r.cgroups.size(); ++i)
+      if (!r.cgroups[i].starts_with("/sys/fs/cgroup/")) return bad(fmt::format("cgroups[{}]", i), "is not below /sys/fs/cgroup");
     POD_TRY(read_int(j, "pid", "", r.pid, 0, INT32_MAX));
     POD_TRY(read_int(j, "start_time", "", r.start_time, 0, UINT64_MAX));
     return r;

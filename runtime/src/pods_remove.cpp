@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "pod/runtime/cgroup.hpp"
 #include "pod/sys/fs.hpp"
 #include "pods_internal.hpp"
 
@@ -92,6 +93,7 @@ sys::Result<void> destroy(sys::FdRef pods, const std::string& gname, const Relea
   for (auto& n : POD_TRY(list_dir(*dir)))
     if (n != kRecord) POD_TRY(sys::remove_tree(*dir, n));
   if (rec) {
+    POD_TRY_CTX(remove_cgroups(rec->cgroups, rec->uuid), "removing its cgroups");
     if (rel.release_lease) POD_TRY_CTX(rel.release_lease(*rec), "releasing the lease '{}'", rec->lease);
     if (rel.release_shifted) POD_TRY_CTX(rel.release_shifted(*rec), "releasing its shifted trees");
   }

@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
+#include <thread>
+
+#include <fmt/ranges.h>
 
 #include "init.hpp"
 #include "pod/idmap/namespace.hpp"
@@ -197,6 +201,20 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   s.own_net = s.root.own_net;
   s.tty = spec.tty;
   s.die_with_caller = spec.die_with_caller;
+  if (spec.cgroup_v1_mounts.size() > detail::kMaxCgroupMounts)
+    return sys::make_error(E2BIG, "more than {} cgroup v1 hierarchies", detail::kMaxCgroupMounts);
+  s.cgroup_controllers = spec.cgroup_v1_mounts;
+  for (const auto& ctrls : s.cgroup_controllers) {
+    if (ctrls.empty() || ctrls.size() > 4) return sys::make_error(EINVAL, "a cgroup v1 hierarchy of {} controllers", ctrls.size());
+    s.cgroup_dirs.push_back(fmt::format("{}", fmt::join(ctrls, ",")));
+  }
+  s.cgroup_mounts.resize(s.cgroup_controllers.size());
+  for (std::size_t i = 0; i < s.cgroup_mounts.size(); ++i) {
+    s.cgroup_mounts[i].dir = s.cgroup_dirs[i].c_str();
+    for (std::size_t k = 0; k < s.cgroup_controllers[i].size(); ++k) s.cgroup_mounts[i].opts[2 * k] = s.cgroup_controllers[i][k].c_str();
+  }
+  s.root.cgroup_v1 = s.cgroup_mounts.data();
+  s.root.ncgroup_v1 = s.cgroup_mounts.size();
 
   std::vector<sys::Fd> owned;  // our copies of what the init inherits
   POD_TRY(etc_files(spec, s, owned));
@@ -227,7 +245,9 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   s.sock = theirs.get();
   s.caller_sock = ours.get();
 
-  std::uint64_t flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
+  // No CLONE_NEWCGROUP: the init makes the pod's cgroup namespace once it is in its cgroup.
+  std::uint64_t flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (spec.cgroup_v2_fd >= 0) flags |= CLONE_INTO_CGROUP;
   if (spec.new_userns) flags |= CLONE_NEWUSER;
   if (spec.net != NetMode::host) flags |= CLONE_NEWNET;
   if (spec.private_time) flags |= CLONE_NEWTIME;
@@ -236,8 +256,11 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   ca.flags = flags;
   ca.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
   ca.exit_signal = SIGCHLD;
+  if (spec.cgroup_v2_fd >= 0) ca.cgroup = static_cast<std::uint64_t>(spec.cgroup_v2_fd);
   long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
-  if (pid < 0) return sys::sys_error("starting the pod: clone3 with new namespaces");
+  if (pid < 0)
+    return spec.cgroup_v2_fd >= 0 ? sys::sys_error("starting the pod: clone3 with new namespaces into its cgroup")
+                                  : sys::sys_error("starting the pod: clone3 with new namespaces");
   if (pid == 0) detail::init_main(s);
   sys::Fd pidfd_owned(pidfd);  // declared first: the guard below still uses it when unwinding
   InitGuard guard{static_cast<pid_t>(pid), pidfd};
@@ -252,7 +275,14 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   auto userns = sys::open_at(sys::FdRef::cwd(),
                              spec.new_userns ? fmt::format("/proc/{}/ns/user", pid) : "/proc/self/ns/user", O_RDONLY);
   if (!userns) return ctx(std::move(userns).error());
+  // Moving a process between cgroup v1 cgroups waits for an RCU grace period (about
+  // 10 ms on a busy 2-cpu machine): done beside prepare() rather than before it.
+  sys::Result<void> joined;
+  std::optional<std::jthread> joiner;
+  if (spec.join_cgroups) joiner.emplace([&] { joined = spec.join_cgroups(guard.pid); });
   auto mounts = prepare(*userns);
+  if (joiner) joiner.reset();  // joins
+  if (!joined) return ctx(std::move(joined).error());
   if (!mounts) return ctx(std::move(mounts).error());
   if (auto r = send_mounts(ours.get(), std::move(*mounts), n); !r) return ctx(std::move(r).error());
 

@@ -47,6 +47,9 @@ enum Step : std::int32_t {
   kStepCloseFds,
   kStepExec,
   kStepNsJoin,
+  kStepCgroupNs,      // the pod's cgroup namespace, made once the init is in its cgroup
+  kStepCgroupMount,   // /sys/fs/cgroup
+  kStepCgroupJoin,    // `pod enter` joining the app's cgroups
   kStepCount
 };
 [[nodiscard]] const char* step_name(std::int32_t step);

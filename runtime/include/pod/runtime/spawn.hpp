@@ -57,6 +57,8 @@ class RunningPod {
 // Joins every namespace of the process `pidfd` (user, mount, pid, uts, ipc, net,
 // cgroup) and its root and cwd, then runs argv under `security` with the given ids,
 // and returns its exit status. Used by `pod enter`; never more power than the app.
-[[nodiscard]] sys::Result<sys::ExitStatus> enter(sys::FdRef pidfd, const App& app, bool tty);
+// `cgroup_procs`: the app's cgroups (their cgroup.procs files), joined first.
+[[nodiscard]] sys::Result<sys::ExitStatus> enter(sys::FdRef pidfd, const App& app, bool tty,
+                                                 const std::vector<std::string>& cgroup_procs = {});
 
 }  // namespace pod::runtime

@@ -104,6 +104,13 @@ struct PodSpec {
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
   bool tty = false;
   bool die_with_caller = true;  // foreground: SIGKILL the pod if `pod run` is killed
+
+  // The pod's own cgroups (cgroup.hpp), or none: the pod stays in the caller's. Either
+  // way the init makes the pod's cgroup namespace once it is in place, so the pod sees
+  // its own cgroups only, mounted read-only at /sys/fs/cgroup.
+  int cgroup_v2_fd = -1;  // cgroup v2: the init is cloned straight into it (CLONE_INTO_CGROUP)
+  std::function<sys::Result<void>(pid_t)> join_cgroups;  // cgroup v1: moves the init before it goes on
+  std::vector<std::vector<std::string>> cgroup_v1_mounts;  // v1: controllers of each hierarchy the pod mounts
 };
 
 }  // namespace pod::runtime
