@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "run_net.hpp"
 #include "pod/idmap/ledger.hpp"
 #include "pod/runtime/pods.hpp"
 #include "pod/runtime/spawn.hpp"
@@ -121,8 +122,12 @@ int run_status(const std::string& which, bool as_json) {
   std::optional<std::string> netns;
   if (auto store = plain_store(); store && store->valid()) {
     std::string rel = fmt::format("pods/{}/ns/net", r.uuid);
-    if (sys::exists_at(*store, rel)) netns = *store_path() + "/" + rel;
+    if (r.net.netns_bound && sys::exists_at(*store, rel)) netns = *store_path() + "/" + rel;
   }
+  // A user's pod: its namespace is bound nowhere (its mount namespace was `pod run`'s),
+  // only the init's /proc path names it, while it runs.
+  if (!netns && r.net.active && !r.net.netns.empty() && p->state == runtime::PodState::running)
+    netns = r.net.netns;
   if (as_json) {
     json apps = json::array();
     for (auto& a : r.apps) {
@@ -142,6 +147,9 @@ int run_status(const std::string& which, bool as_json) {
            {"hostname", r.hostname}, {"uid_map", r.uids.str()}, {"gid_map", r.gids.str()},
            {"userns", r.userns},     {"lease", r.lease.empty() ? json(nullptr) : json(r.lease)},
            {"shift", r.shift},       {"rootless", r.rootless}, {"netns", netns ? json(*netns) : json(nullptr)},
+           {"net", {{"mode", r.net.mode}, {"network", r.net.network}, {"address", r.net.address},
+                    {"ports", r.net.ports}, {"rate", r.net.rate}, {"helper", r.net.helper},
+                    {"helper_pid", r.net.helper_pid}, {"active", r.net.active}}},
            {"apps", apps}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -155,7 +163,14 @@ int run_status(const std::string& which, bool as_json) {
   std::printf("userns:   %s%s\n", r.userns.c_str(), r.rootless ? " (rootless)" : "");
   std::printf("lease:    %s\n", r.lease.empty() ? "-" : r.lease.c_str());
   std::printf("shift:    %s\n", r.shift.empty() ? "-" : r.shift.c_str());
-  if (netns) std::printf("netns:    %s\n", netns->c_str());
+  std::printf("net:      %s%s%s\n", r.net.mode.c_str(), r.net.network.empty() ? "" : (" " + r.net.network).c_str(),
+              r.net.address.empty() ? "" : (", address " + r.net.address).c_str());
+  for (const auto& port : r.net.ports) std::printf("port:     %s\n", port.c_str());
+  if (!r.net.helper.empty() && r.net.active)
+    std::printf("helper:   %s (pid %d)\n", r.net.helper.c_str(), static_cast<int>(r.net.helper_pid));
+  if (netns)
+    std::printf("netns:    %s%s\n", netns->c_str(),
+                r.net.netns_bound ? "" : " (the init's, while it runs: a user's pod binds it nowhere)");
   std::printf("apps:\n");
   for (auto& a : r.apps) {
     auto ex = app_exit(*p, a.app.name);
@@ -172,9 +187,11 @@ int run_stop(const std::string& which, double timeout) {
   if (!p->damaged.empty()) return report({EINVAL, fmt::format("pod {}: {}", p->record.uuid, p->damaged)});
   if (p->state != runtime::PodState::running && p->record.pid != 0) {
     note(fmt::format("{} is not running", label(p->record)));
+    if (auto r = release_network(p->record); !r) return report(r.error());
     return 0;
   }
   if (auto r = runtime::stop_pod(*p, timeout); !r) return report(r.error());
+  if (auto r = release_network(p->record); !r) return report(r.error());
   return 0;
 }
 

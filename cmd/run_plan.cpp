@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "run_net.hpp"
 #include "run_pod.hpp"
 
 namespace pod::cmd {
@@ -42,7 +43,8 @@ std::vector<MountLine> mount_lines(const Plan& p, const PlannedApp& a) {
   m.push_back({"/dev/mqueue", "mqueue"});
   m.push_back({"/sys/fs/cgroup", "cgroup2 of the pod's cgroup namespace, read-only"});
   m.push_back({"/etc/hosts", "localhost and " + p.hostname});
-  if (p.net == "host") m.push_back({"/etc/resolv.conf", "the host's"});
+  if (p.net == "host" || p.net == "bridge") m.push_back({"/etc/resolv.conf", "the host's"});
+  if (p.net == "slirp") m.push_back({"/etc/resolv.conf", "the helper's DNS forwarder"});
   for (const auto& v : p.volumes) m.push_back({v.substr(v.find(':') + 1), "volume " + v});
   return m;
 }
@@ -61,6 +63,7 @@ void print_plan(const Plan& p, bool json) {
                    {"gid_map", m.host.gids.str()}, {"lease", lease.empty() ? nlohmann::json() : nlohmann::json(lease)}};
     j["rootfs"] = {{"engine", runtime::engine_name(p.engine.engine)}, {"reason", p.engine.reason}};
     j["net"] = p.net;
+    j["network"] = network_json(p);
     j["cgroup"] = nullptr;
     for (const auto& a : p.apps) {
       nlohmann::json app = {{"name", a.app.name},      {"image", a.image},        {"digest", a.image_digest},
@@ -80,8 +83,7 @@ void print_plan(const Plan& p, bool json) {
               m.new_userns ? "" : " (the store's own user namespace)", m.host.uids.str().c_str(),
               m.host.gids.str().c_str(), lease.empty() ? "" : fmt::format(", lease '{}'", lease).c_str());
   std::printf("rootfs     %s: %s\n", runtime::engine_name(p.engine.engine), p.engine.reason.c_str());
-  std::printf("net        %s\n", p.net == "host" ? "host (the pod can reach the host's abstract unix sockets)"
-                                                 : "none (loopback only)");
+  std::printf("net        %s\n", describe_network(p).c_str());
   std::printf("cgroup     none (no limits asked)\n");
   for (const auto& a : p.apps) {
     std::string argv;

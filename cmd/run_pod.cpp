@@ -21,6 +21,7 @@
 #include "pod/runtime/pods.hpp"
 #include "pod/runtime/spawn.hpp"
 #include "pod/sys/fs.hpp"
+#include "run_net.hpp"
 #include "run_setup.hpp"
 
 namespace pod::cmd {
@@ -71,7 +72,6 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   POD_TRY(runtime::check_name(plan.name, "pod name"));
   plan.hostname = a.hostname.empty() ? plan.name : a.hostname;
   POD_TRY(runtime::check_name(plan.hostname, "host name"));
-  plan.net = a.net;
   plan.private_time = a.private_time;
   plan.volumes = a.volumes;
   runtime::Security security = POD_TRY(security_from_flags(a));
@@ -80,6 +80,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   std::string store_path = globals().root;
   if (store_path.empty()) store_path = POD_TRY(cas::default_store_path());
   plan.maps = POD_TRY(decide_maps(a.userns, store_path, plan.name, plan.uuid, a.plan));
+  POD_TRY(plan_network(a, plan.maps.rootless, !a.plan, plan));
   Undo undo;
   undo.store_path = store_path;
   if (plan.maps.lease && !a.plan) undo.lease = plan.maps.lease->name;
@@ -143,6 +144,9 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   POD_TRY(pd->write_record(rec));
 
   runtime::PodSpec spec = pod_spec(plan, files, *pd);
+  PodNetwork net(plan, rec, *pd);
+  POD_TRY(net.apply(spec));
+  if (!plan.net_note.empty()) note(plan.net_note);
   sys::Fd log;
   if (a.detach) {
     log = POD_TRY(sys::open_at(pd->dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));
@@ -170,6 +174,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (auto w = pd->write_record(rec); !w) warn(w.error().what());
 
   if (a.detach) {
+    net.keep();
     std::printf("%s\n", plan.uuid.c_str());
     return 0;
   }
@@ -177,6 +182,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (a.tty) status = POD_TRY(relay_tty(pod));
   else status = POD_TRY(wait_forwarding(pod));
   int code = runtime::exit_code_of(status);
+  if (auto r = net.finish(); !r) warn(r.error().what());
   pd.reset();  // our hold on the pod's lock: it has ended
   if (a.remove) {
     auto info = runtime::find_pod(st.store.dir(), plan.uuid);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "pod/runtime/net.hpp"
 #include "pod/runtime/rootfs.hpp"
 #include "pod/runtime/spec.hpp"
 #include "run_maps.hpp"
@@ -18,8 +19,8 @@ struct AppRequest {
 
 struct RunArgs {
   std::vector<AppRequest> apps;
-  std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net = "none";
-  std::vector<std::string> env, volumes, cap_retain, cap_remove;
+  std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net, net_rate;
+  std::vector<std::string> env, volumes, cap_retain, cap_remove, ports;
   bool no_new_privs = false, private_time = false, detach = false, tty = false, remove = false, plan = false,
        json = false;
 };
@@ -39,7 +40,9 @@ struct Plan {
   runtime::EngineChoice engine;
   std::vector<PlannedApp> apps;
   std::vector<std::string> volumes;  // SRC:DST[:ro] as given
-  std::string net;
+  std::string net;          // the mode's name: none|host|slirp|bridge
+  runtime::NetRequest net_request;  // what the network hook sets up
+  std::string net_note;     // why the mode was chosen when not asked for
   bool private_time = false;
 };
 void print_plan(const Plan& plan, bool json);

@@ -43,7 +43,7 @@ expect_fail 127 upod run busybox -- nosuchcommand
 assert_contains "$ERR" "nosuchcommand"
 
 note "network: none has only lo"
-assert_eq "$(upod run busybox -- ls /sys/class/net | tr '\n' ' ')" "lo " "interfaces"
+assert_eq "$(upod run --net none busybox -- ls /sys/class/net | tr '\n' ' ')" "lo " "interfaces"
 
 note "detach, list, enter, stop, rm"
 upod run -d --name bg busybox -- sleep 60 >/dev/null

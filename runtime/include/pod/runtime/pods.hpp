@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pod/runtime/net.hpp"
 #include "pod/runtime/spawn.hpp"
 #include "pod/runtime/spec.hpp"
 #include "pod/sys/error.hpp"
@@ -47,6 +48,7 @@ struct PodRecord {
   bool rootless = false;    // made by an ordinary user (the store's user namespace)
   pid_t pid = 0;            // the init, in the host's pid namespace; 0 until started
   std::uint64_t start_time = 0;  // of that pid (/proc/PID/stat field 22), against pid reuse
+  NetRecord net;            // the network as set up, undone by rm and gc
 };
 
 struct PodExitRecord {  // status.json
