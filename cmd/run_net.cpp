@@ -183,6 +183,25 @@ nlohmann::json network_json(const Plan& plan) {
           {"note", plan.net_note.empty() ? nlohmann::json() : nlohmann::json(plan.net_note)}};
 }
 
+sys::Result<void> check_ports_in_pods(sys::FdRef store, const Plan& plan) {
+  const auto& want = plan.net_request.ports;
+  if (want.empty()) return {};
+  for (const auto& pod : POD_TRY(runtime::list_pods(store, nullptr))) {
+    if (pod.state != runtime::PodState::running || !pod.record.net.active) continue;
+    for (const auto& text : pod.record.net.ports) {
+      auto theirs = runtime::parse_port(text);
+      if (!theirs) continue;
+      for (const auto& p : want) {
+        bool same_addr = p.host_addr == theirs->host_addr || p.host_addr == "0.0.0.0" || theirs->host_addr == "0.0.0.0";
+        if (p.host_port == theirs->host_port && p.proto == theirs->proto && same_addr)
+          return sys::make_error(EADDRINUSE, "host port {}/{} on {} is already in use by pod {}", p.host_port, p.proto,
+                                 p.host_addr, pod.record.name);
+      }
+    }
+  }
+  return {};
+}
+
 sys::Result<void> release_network(runtime::PodRecord record) { return runtime::teardown_network(record.net); }
 
 }  // namespace pod::cmd

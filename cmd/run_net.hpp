@@ -14,6 +14,10 @@ namespace pod::cmd {
 // host ports, /dev/net/tun and the CNI config list are checked, pod0 written if missing).
 [[nodiscard]] sys::Result<void> plan_network(const RunArgs& a, bool rootless, bool real, Plan& plan);
 
+// Host ports that running pods of the store forward already (a bridge pod's port is an
+// iptables rule, no socket: binding it does not find it taken).
+[[nodiscard]] sys::Result<void> check_ports_in_pods(sys::FdRef store, const Plan& plan);
+
 // The network of one pod run: set up by the spec's hook, recorded in pod.json through
 // the PodDir, torn down when the run fails or (foreground) when the pod has ended.
 class PodNetwork {

@@ -95,6 +95,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
       return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
   }
   OpenStore st = POD_TRY(open_store(sys::FileLock::Mode::shared));
+  if (!a.plan) POD_TRY(check_ports_in_pods(st.store.dir(), plan));
 
   std::vector<ImageLayers> images;
   for (const auto& req : a.apps) images.push_back(POD_TRY(load_layers(st.store, req.image)));

@@ -83,6 +83,10 @@ sys::Result<PortForward> parse_port(std::string_view spec) {
 sys::Result<void> check_port_free(const PortForward& p) {
   sys::Fd s(::socket(AF_INET, (p.proto == "udp" ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
   if (!s) return sys::sys_error("socket");
+  // As a server would bind it: connections of an earlier listener in TIME_WAIT do not
+  // make the port taken.
+  int on = 1;
+  if (::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) return sys::sys_error("SO_REUSEADDR");
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(p.host_port);

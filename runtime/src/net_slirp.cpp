@@ -57,7 +57,7 @@ sys::Result<sys::Fd> inheritable_netns(const std::string& path) {
 // tells us it is ready, and -P names the daemon's pid.
 sys::Result<void> start_pasta(const NetRequest& req, NetRecord& rec, const PersistNet& persist) {
   char pidfile[] = "/tmp/pod-pasta-XXXXXX";
-  sys::Fd pf(::mkstemp(pidfile));
+  sys::Fd pf(::mkostemp(pidfile, O_CLOEXEC));
   if (!pf) return sys::sys_error("a pid file for pasta");
   // By an inherited fd: pasta drops its capabilities before opening the namespace, and
   // /proc/PID/ns/net of the pod's init (which has them all) would then be refused.
@@ -205,7 +205,9 @@ sys::Result<void> slirp_stop(NetRecord& rec) {
   // Only the process that was started: a recycled pid is someone else's.
   auto t = process_start_time(rec.helper_pid);
   if (t && (rec.helper_start_time == 0 || *t == rec.helper_start_time)) {
-    if (::kill(rec.helper_pid, SIGTERM) != 0 && errno != ESRCH)
+    // SIGKILL: pasta is the init of a pid namespace of its own, where SIGTERM from
+    // outside is ignored; neither helper has anything to save.
+    if (::kill(rec.helper_pid, SIGKILL) != 0 && errno != ESRCH)
       return sys::sys_error("stopping {} (pid {})", rec.helper, rec.helper_pid);
     // Our own child (slirp4netns from a foreground run): reap it.
     for (int i = 0; i < 200 && ::kill(rec.helper_pid, 0) == 0; ++i) {

@@ -19,8 +19,12 @@ cp "$POD_DEFAULT_IMAGE" "$T/busybox.tar"; chmod 644 "$T/busybox.tar"
 upod() { as_user "$POD" "$@"; }
 upod image import "$T/busybox.tar" --name busybox >/dev/null 2>&1
 uid=$(id -u "$TEST_USER")
+home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+at_exit "for p in web k; do as_user '$POD' stop \$p --timeout 1 >/dev/null 2>&1; done; as_user '$POD' gc >/dev/null 2>&1"
 mounts_before=$(grep -c . /proc/self/mountinfo)
 retry() { for _ in $(seq 50); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; "$@"; }
+# A process that ended (a zombie until whoever adopted it reaps it counts as ended).
+ended() { [[ ! -e /proc/$1/status ]] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
 note "--net none: loopback only, and up"
 out=$(upod run --net none busybox -- sh -c 'ls /sys/class/net; ip link show lo')
@@ -49,22 +53,25 @@ assert_contains "$ERR" "host port 18090/tcp on 127.0.0.1 is already in use"
 
 note "stop ends the helper and frees the port; gc leaves nothing"
 upod stop web --timeout 2
-[[ ! -d /proc/$hpid ]] || fail "helper $hpid still runs after stop"
+ended "$hpid" || fail "helper $hpid still runs after stop"
 [[ -z $(curl -s -m 2 http://127.0.0.1:18090/ || true) ]] || fail "port 18090 still answers after stop"
 upod gc >/dev/null
 assert_eq "$(upod list --json)" "[]" "pods after gc"
-assert_eq "$(pgrep -u "$uid" | wc -l)" 0 "processes of the user left"
+assert_eq "$(ps -o stat= -u "$uid" | grep -vc Z)" 0 "processes of the user left"
 assert_eq "$(grep -c . /proc/self/mountinfo)" "$mounts_before" "mounts on the host"
 
 note "a helper killed with pod run -9 is stopped by gc"
-upod run --name k busybox -- sleep 30 >/dev/null 2>&1 &
+(exec setpriv --reuid "$TEST_USER" --regid "$TEST_USER" --init-groups --reset-env \
+  env HOME="$home" XDG_DATA_HOME="$home/.local/share" PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  "$POD" run --name k busybox -- sleep 30 >/dev/null 2>&1) &
 runner=$!
-retry test "$(upod status k --json 2>/dev/null | jq -r .net.helper_pid)" -gt 0
+helper_up() { [[ $(upod status k --json 2>/dev/null | jq -r '"\(.state) \(.net.helper_pid)"') == running\ [1-9]* ]]; }
+retry helper_up
 kpid=$(upod status k --json | jq -r .net.helper_pid)
 kill -9 $runner; wait $runner 2>/dev/null || true
 for _ in $(seq 25); do [[ $(upod status k --json | jq -r .state) != running ]] && break; sleep 0.2; done
 upod gc >/dev/null
-[[ ! -d /proc/$kpid ]] || fail "helper $kpid still runs after gc"
+ended "$kpid" || fail "helper $kpid still runs after gc"
 
 note "/dev/net/tun the user cannot open: a clear error for --net slirp, none by default"
 chmod 0600 /dev/net/tun
