@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,9 +128,10 @@ sys::Result<void> start_slirp4netns(const NetRequest& req, NetRecord& rec, const
     ::setsid();
     ::dup2(ready_w.get(), 3);  // dup2 clears close-on-exec
     int null = ::open("/dev/null", O_RDWR);
-    if (null >= 0) {
+    if (null >= 0) {  // it reports on stderr as it goes: not for the pod's terminal
       ::dup2(null, 0);
       ::dup2(null, 1);
+      ::dup2(null, 2);
     }
     ::execvp(cargv[0], cargv.data());
     ::_exit(127);
@@ -205,14 +207,16 @@ sys::Result<void> slirp_stop(NetRecord& rec) {
   // Only the process that was started: a recycled pid is someone else's.
   auto t = process_start_time(rec.helper_pid);
   if (t && (rec.helper_start_time == 0 || *t == rec.helper_start_time)) {
+    sys::Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, rec.helper_pid, 0)));
     // SIGKILL: pasta is the init of a pid namespace of its own, where SIGTERM from
     // outside is ignored; neither helper has anything to save.
-    if (::kill(rec.helper_pid, SIGKILL) != 0 && errno != ESRCH)
+    if (pidfd && ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
       return sys::sys_error("stopping {} (pid {})", rec.helper, rec.helper_pid);
-    // Our own child (slirp4netns from a foreground run): reap it.
-    for (int i = 0; i < 200 && ::kill(rec.helper_pid, 0) == 0; ++i) {
-      if (::waitpid(rec.helper_pid, nullptr, WNOHANG) == rec.helper_pid) break;
-      ::usleep(5000);
+    if (pidfd) {
+      // Ended (its ports free) once the pidfd is readable; our own child is reaped.
+      pollfd p{pidfd.get(), POLLIN, 0};
+      (void)::poll(&p, 1, 1000);
+      (void)::waitpid(rec.helper_pid, nullptr, WNOHANG);
     }
   }
   rec.helper_pid = 0;
