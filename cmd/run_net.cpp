@@ -35,6 +35,7 @@ sys::Result<void> choose_mode(const RunArgs& a, bool rootless, Plan& plan) {
     else if (rootless && helper) {
       asked = "none";
       plan.net_note = "/dev/net/tun is not usable by this user (see `pod doctor`): loopback only";
+      plan.net_note_on_run = false;  // the machine's choice, not a missing package: --plan and doctor say it
     } else {
       asked = "none";
       plan.net_note = rootless ? "no network helper installed (Debian package passt or slirp4netns): loopback only"

@@ -147,7 +147,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   runtime::PodSpec spec = pod_spec(plan, files, *pd);
   PodNetwork net(plan, rec, *pd);
   POD_TRY(net.apply(spec));
-  if (!plan.net_note.empty()) note(plan.net_note);
+  if (!plan.net_note.empty() && plan.net_note_on_run) note(plan.net_note);
   sys::Fd log;
   if (a.detach) {
     log = POD_TRY(sys::open_at(pd->dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));

@@ -43,6 +43,7 @@ struct Plan {
   std::string net;          // the mode's name: none|host|slirp|bridge
   runtime::NetRequest net_request;  // what the network hook sets up
   std::string net_note;     // why the mode was chosen when not asked for
+  bool net_note_on_run = true;  // also printed by a run (else by --plan only)
   bool private_time = false;
 };
 void print_plan(const Plan& plan, bool json);
