@@ -11,13 +11,20 @@ command -v jq >/dev/null || skip "jq missing"
 
 CONF=/etc/pod/net.d/pod0.conflist
 if [[ ! -e $CONF ]]; then at_exit "rm -f $CONF; rmdir /etc/pod/net.d /etc/pod 2>/dev/null"; fi
+ip link show pod0 >/dev/null 2>&1 || at_exit "ip link del pod0 2>/dev/null"
 pod image import "$POD_DEFAULT_IMAGE" --name busybox >/dev/null
 at_exit "'$POD' --root '$STORE' stop srv >/dev/null 2>&1; '$POD' --root '$STORE' stop web >/dev/null 2>&1; \
   '$POD' --root '$STORE' stop rate >/dev/null 2>&1; '$POD' --root '$STORE' stop k >/dev/null 2>&1; \
   '$POD' --root '$STORE' gc >/dev/null 2>&1"
 
 veths() { ip -o link show type veth | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
-rules() { { iptables-save 2>/dev/null; nft list ruleset 2>/dev/null; } | grep -E 'CNI-|pod0|10\.77\.0\.' | sort || true; }
+# A pod's own rules: the bridge's masquerade chain (CNI-<hash>) and its jumps, portmap's
+# CNI-DN-<hash> chains, anything naming a pod address or container id. (portmap's shared
+# CNI-HOSTPORT-* chains stay once made, as with every CNI runtime.)
+rules() {
+  { iptables-save 2>/dev/null; nft list ruleset 2>/dev/null; } |
+    grep -E 'CNI-DN-|CNI-[0-9a-f]{20,}|10\.77\.0\.[0-9]+/32|id: "?[0-9a-f]{8}-' | sort || true
+}
 leases() { ls /run/pod/cni/networks/pod0 2>/dev/null | grep -E '^[0-9.]+$' | sort || true; }
 veths_before=$(veths); rules_before=$(rules); leases_before=$(leases)
 mounts_before=$(grep -c . /proc/self/mountinfo)
