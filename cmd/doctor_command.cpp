@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fmt/ranges.h>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -326,6 +327,13 @@ int run_doctor(bool as_json) {
   if (me.root)
     checks.push_back(check_program("cni_bridge", "CNI bridge (network)", "/usr/lib/cni/bridge",
                                    "containernetworking-plugins", "bridged networking for root's pods"));
+  if (me.root)
+    for (auto [id, title, plugin, what] :
+         {std::tuple{"cni_host_local", "CNI host-local (network)", "host-local", "addresses on bridge networks"},
+          std::tuple{"cni_portmap", "CNI portmap (network)", "portmap", "--port on bridge networks"},
+          std::tuple{"cni_bandwidth", "CNI bandwidth (network)", "bandwidth", "--net-rate on bridge networks"}})
+      checks.push_back(check_program(id, title, fmt::format("/usr/lib/cni/{}", plugin), "containernetworking-plugins",
+                                     what));
 
   if (as_json) {
     json out = {{"user", me.name}, {"uid", me.uid}, {"store", store}, {"probed_in", place->where},

@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "run_net.hpp"
 #include "pod/idmap/ledger.hpp"
 #include "pod/runtime/cgroup.hpp"
 #include "pod/runtime/pods.hpp"
@@ -123,10 +124,14 @@ int run_status(const std::string& which, bool as_json) {
   std::optional<std::string> netns;
   if (auto store = plain_store(); store && store->valid()) {
     std::string rel = fmt::format("pods/{}/ns/net", r.uuid);
-    if (sys::exists_at(*store, rel)) netns = *store_path() + "/" + rel;
+    if (r.net.netns_bound && sys::exists_at(*store, rel)) netns = *store_path() + "/" + rel;
   }
   // Read while the pod's cgroups exist: from its end until rm or gc.
   std::optional<std::uint64_t> oom = runtime::oom_kills(r.cgroups);
+  // A user's pod: its namespace is bound nowhere (its mount namespace was `pod run`'s),
+  // only the init's /proc path names it, while it runs.
+  if (!netns && r.net.active && !r.net.netns.empty() && p->state == runtime::PodState::running)
+    netns = r.net.netns;
   if (as_json) {
     json apps = json::array();
     for (auto& a : r.apps) {
@@ -146,8 +151,12 @@ int run_status(const std::string& which, bool as_json) {
            {"hostname", r.hostname}, {"uid_map", r.uids.str()}, {"gid_map", r.gids.str()},
            {"userns", r.userns},     {"lease", r.lease.empty() ? json(nullptr) : json(r.lease)},
            {"shift", r.shift},       {"rootless", r.rootless}, {"netns", netns ? json(*netns) : json(nullptr)},
+           {"net", {{"mode", r.net.mode}, {"network", r.net.network}, {"address", r.net.address},
+                    {"ports", r.net.ports}, {"rate", r.net.rate}, {"helper", r.net.helper},
+                    {"helper_pid", r.net.helper_pid}, {"active", r.net.active}}},
            {"cgroups", r.cgroups},   {"oom_killed", oom ? json(*oom > 0) : json(nullptr)},
-           {"oom_kills", oom ? json(*oom) : json(nullptr)}, {"apps", apps}};
+           {"oom_kills", oom ? json(*oom) : json(nullptr)},
+           {"apps", apps}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -160,7 +169,14 @@ int run_status(const std::string& which, bool as_json) {
   std::printf("userns:   %s%s\n", r.userns.c_str(), r.rootless ? " (rootless)" : "");
   std::printf("lease:    %s\n", r.lease.empty() ? "-" : r.lease.c_str());
   std::printf("shift:    %s\n", r.shift.empty() ? "-" : r.shift.c_str());
-  if (netns) std::printf("netns:    %s\n", netns->c_str());
+  std::printf("net:      %s%s%s\n", r.net.mode.c_str(), r.net.network.empty() ? "" : (" " + r.net.network).c_str(),
+              r.net.address.empty() ? "" : (", address " + r.net.address).c_str());
+  for (const auto& port : r.net.ports) std::printf("port:     %s\n", port.c_str());
+  if (!r.net.helper.empty() && r.net.active)
+    std::printf("helper:   %s (pid %d)\n", r.net.helper.c_str(), static_cast<int>(r.net.helper_pid));
+  if (netns)
+    std::printf("netns:    %s%s\n", netns->c_str(),
+                r.net.netns_bound ? "" : " (the init's, while it runs: a user's pod binds it nowhere)");
   std::printf("cgroup:   %s\n", r.cgroups.empty() ? "- (no limits)" : fmt::format("{}", fmt::join(r.cgroups, " ")).c_str());
   if (oom) std::printf("oom:      %s\n", *oom ? fmt::format("killed by the OOM killer ({} kill{})", *oom, *oom == 1 ? "" : "s").c_str() : "no OOM kill");
   std::printf("apps:\n");
@@ -179,9 +195,11 @@ int run_stop(const std::string& which, double timeout) {
   if (!p->damaged.empty()) return report({EINVAL, fmt::format("pod {}: {}", p->record.uuid, p->damaged)});
   if (p->state != runtime::PodState::running && p->record.pid != 0) {
     note(fmt::format("{} is not running", label(p->record)));
+    if (auto r = release_network(p->record); !r) return report(r.error());
     return 0;
   }
   if (auto r = runtime::stop_pod(*p, timeout); !r) return report(r.error());
+  if (auto r = release_network(p->record); !r) return report(r.error());
   return 0;
 }
 

@@ -73,7 +73,12 @@ void add_run_command(CLI::App& app) {
   run->add_option("--io-read-iops", args->io_read_iops, "DEV:N: read operations per second")->allow_extra_args(false);
   run->add_option("--io-write-iops", args->io_write_iops, "DEV:N: write operations per second")->allow_extra_args(false);
   run->add_option("--cpuset-cpus", args->cpuset_cpus, "LIST: the cpus the pod may run on (0-1,3)");
-  run->add_option("--net", args->net, "none|host (default: none)")->check(CLI::IsMember({"none", "host"}));
+  run->add_option("--net", args->net,
+                  "none|host|slirp|bridge|NAME (a CNI config list in /etc/pod/net.d; default: bridge for root, "
+                  "slirp for users)");
+  run->add_option("--port", args->ports, "[ADDR:]HOST:POD[/tcp|udp]: a host port forwarded to the pod")
+      ->allow_extra_args(false);
+  run->add_option("--net-rate", args->net_rate, "RATE[:BURST] (tc units: 1mbit, 500kbit; burst 32kb)");
   run->add_flag("--private-time", args->private_time, "a time namespace of its own");
   run->add_flag("-d,--detach", args->detach, "start and print the uuid; output goes to the pod's log");
   run->add_flag("-t,--tty", args->tty, "a pty of the pod's own for the app");

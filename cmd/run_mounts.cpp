@@ -141,7 +141,7 @@ runtime::PodSpec pod_spec(const Plan& plan, const PodFiles& files, const runtime
   spec.uids = plan.maps.view.uids;
   spec.gids = plan.maps.view.gids;
   spec.private_time = plan.private_time;
-  spec.net = plan.net == "host" ? runtime::NetMode::host : runtime::NetMode::none;
+  spec.net = plan.net_request.mode;
   spec.etc_hosts = fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
                                plan.hostname);
   if (spec.net == runtime::NetMode::host) {

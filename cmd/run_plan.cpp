@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "run_cgroup.hpp"
+#include "run_net.hpp"
 #include "run_pod.hpp"
 
 namespace pod::cmd {
@@ -51,7 +52,8 @@ std::vector<MountLine> mount_lines(const Plan& p, std::size_t app) {
     m.push_back({"/sys/fs/cgroup", "cgroup2 of the pod's cgroup namespace, read-only"});
   }
   m.push_back({"/etc/hosts", "localhost and " + p.hostname});
-  if (p.net == "host") m.push_back({"/etc/resolv.conf", "the host's"});
+  if (p.net == "host" || p.net == "bridge") m.push_back({"/etc/resolv.conf", "the host's"});
+  if (p.net == "slirp") m.push_back({"/etc/resolv.conf", "the helper's DNS forwarder"});
   for (const auto& v : p.volumes) m.push_back({v.substr(v.find(':') + 1), "volume " + v});
   return m;
 }
@@ -70,6 +72,7 @@ void print_plan(const Plan& p, bool json) {
                    {"gid_map", m.host.gids.str()}, {"lease", lease.empty() ? nlohmann::json() : nlohmann::json(lease)}};
     j["rootfs"] = {{"engine", runtime::engine_name(p.engine.engine)}, {"reason", p.engine.reason}};
     j["net"] = p.net;
+    j["network"] = network_json(p);
     j["cgroup"] = cgroup_plan_json(p);
     for (std::size_t i = 0; i < p.apps.size(); ++i) {
       const PlannedApp& a = p.apps[i];
@@ -90,8 +93,7 @@ void print_plan(const Plan& p, bool json) {
               m.new_userns ? "" : " (the store's own user namespace)", m.host.uids.str().c_str(),
               m.host.gids.str().c_str(), lease.empty() ? "" : fmt::format(", lease '{}'", lease).c_str());
   std::printf("rootfs     %s: %s\n", runtime::engine_name(p.engine.engine), p.engine.reason.c_str());
-  std::printf("net        %s\n", p.net == "host" ? "host (the pod can reach the host's abstract unix sockets)"
-                                                 : "none (loopback only)");
+  std::printf("net        %s\n", describe_network(p).c_str());
   std::printf("cgroup     %s\n", cgroup_plan_text(p).c_str());
   for (std::size_t i = 0; i < p.apps.size(); ++i) {
     const PlannedApp& a = p.apps[i];

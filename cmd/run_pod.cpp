@@ -22,6 +22,7 @@
 #include "pod/runtime/spawn.hpp"
 #include "pod/sys/fs.hpp"
 #include "run_cgroup.hpp"
+#include "run_net.hpp"
 #include "run_setup.hpp"
 
 namespace pod::cmd {
@@ -74,7 +75,6 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   POD_TRY(runtime::check_name(plan.name, "pod name"));
   plan.hostname = a.hostname.empty() ? plan.name : a.hostname;
   POD_TRY(runtime::check_name(plan.hostname, "host name"));
-  plan.net = a.net;
   plan.private_time = a.private_time;
   plan.volumes = a.volumes;
   runtime::Security security = POD_TRY(security_from_flags(a));
@@ -84,6 +84,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   std::string store_path = globals().root;
   if (store_path.empty()) store_path = POD_TRY(cas::default_store_path());
   plan.maps = POD_TRY(decide_maps(a.userns, store_path, plan.name, plan.uuid, a.plan));
+  POD_TRY(plan_network(a, plan.maps.rootless, !a.plan, plan));
   Undo undo;
   undo.store_path = store_path;
   if (plan.maps.lease && !a.plan) undo.lease = plan.maps.lease->name;
@@ -98,6 +99,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
       return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
   }
   OpenStore st = POD_TRY(open_store(sys::FileLock::Mode::shared));
+  if (!a.plan) POD_TRY(check_ports_in_pods(st.store.dir(), plan));
 
   std::vector<ImageLayers> images;
   for (const auto& req : a.apps) images.push_back(POD_TRY(load_layers(st.store, req.image)));
@@ -162,6 +164,9 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
       for (auto& h : cgroups->v1) spec.cgroup_v1_mounts.push_back(h.controllers);
     }
   }
+  PodNetwork net(plan, rec, *pd);
+  POD_TRY(net.apply(spec));
+  if (!plan.net_note.empty() && plan.net_note_on_run) note(plan.net_note);
   sys::Fd log;
   if (a.detach) {
     log = POD_TRY(sys::open_at(pd->dir(), "log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600));
@@ -189,6 +194,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (auto w = pd->write_record(rec); !w) warn(w.error().what());
 
   if (a.detach) {
+    net.keep();
     std::printf("%s\n", plan.uuid.c_str());
     return 0;
   }
@@ -196,6 +202,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (a.tty) status = POD_TRY(relay_tty(pod));
   else status = POD_TRY(wait_forwarding(pod));
   int code = runtime::exit_code_of(status);
+  if (auto r = net.finish(); !r) warn(r.error().what());
   pd.reset();  // our hold on the pod's lock: it has ended
   if (a.remove) {
     auto info = runtime::find_pod(st.store.dir(), plan.uuid);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pod/runtime/cgroup.hpp"
+#include "pod/runtime/net.hpp"
 #include "pod/runtime/rootfs.hpp"
 #include "pod/runtime/spec.hpp"
 #include "run_maps.hpp"
@@ -19,8 +20,8 @@ struct AppRequest {
 
 struct RunArgs {
   std::vector<AppRequest> apps;
-  std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net = "none";
-  std::vector<std::string> env, volumes, cap_retain, cap_remove;
+  std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net, net_rate;
+  std::vector<std::string> env, volumes, cap_retain, cap_remove, ports;
   // Limits as given (run_cgroup.hpp reads them).
   std::string memory, cpus, pids, cpuset_cpus;
   std::vector<std::string> io_read_bps, io_write_bps, io_read_iops, io_write_iops;
@@ -43,7 +44,10 @@ struct Plan {
   runtime::EngineChoice engine;
   std::vector<PlannedApp> apps;
   std::vector<std::string> volumes;  // SRC:DST[:ro] as given
-  std::string net;
+  std::string net;          // the mode's name: none|host|slirp|bridge
+  runtime::NetRequest net_request;  // what the network hook sets up
+  std::string net_note;     // why the mode was chosen when not asked for
+  bool net_note_on_run = true;  // also printed by a run (else by --plan only)
   bool private_time = false;
   runtime::Limits limits;
   std::optional<runtime::CgroupPlace> cgroup;  // none without limits

@@ -147,10 +147,6 @@ void write_status(InitState& s, int code) noexcept {
 void init_main(InitState& s) noexcept {
   ::close(s.caller_sock);
   if (s.die_with_caller) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  // Nothing in the pod may ptrace us or open /proc/1/{fd,exe,root}: the host's pod
-  // binary and its descriptors must stay out of reach.
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-
   std::size_t nvol = 0;
   for (;;) {
     Msg m;
@@ -174,6 +170,11 @@ void init_main(InitState& s) noexcept {
       fail_pod(s, -1, kStepSync, EPROTO);
     }
   }
+  // Nothing in the pod may ptrace us or open /proc/1/{fd,exe,root}: the host's pod
+  // binary and its descriptors must stay out of reach. (Only after "go": until then no
+  // process of the pod exists, and the caller's network hook opens /proc/PID/ns/net,
+  // which a non-dumpable init would refuse to a caller without CAP_SYS_PTRACE.)
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   // Now in the pod's cgroup (cloned into it, or moved there before "go"): the pod's
   // cgroup namespace is rooted at it. Made at clone time it would be rooted at the

@@ -10,6 +10,7 @@
 
 #include "pod/idmap/ranges.hpp"
 #include "pod/runtime/pods.hpp"
+#include "net_json.hpp"
 #include "pods_json_fields.hpp"
 
 namespace pod::runtime {
@@ -209,7 +210,8 @@ std::string record_to_json(const PodRecord& r) {
          {"rootless", r.rootless},
          {"cgroups", r.cgroups},
          {"pid", r.pid},
-         {"start_time", r.start_time}};
+         {"start_time", r.start_time},
+         {"net", detail::net_to_json(r.net)}};
   return j.dump(2) + "\n";
 }
 
@@ -248,6 +250,7 @@ sys::Result<PodRecord> record_from_json(std::string_view text) {
       if (!r.cgroups[i].starts_with("/sys/fs/cgroup/")) return bad(fmt::format("cgroups[{}]", i), "is not below /sys/fs/cgroup");
     POD_TRY(read_int(j, "pid", "", r.pid, 0, INT32_MAX));
     POD_TRY(read_int(j, "start_time", "", r.start_time, 0, UINT64_MAX));
+    if (const json* n = POD_TRY(member(j, "net", "", false))) r.net = POD_TRY(detail::net_from_json(*n));
     return r;
   };
   auto r = parse();

@@ -80,16 +80,25 @@ std::optional<PodRecord> read_record(sys::FdRef dir) {
   return std::move(*r);
 }
 
+// CNI DEL, the helper stopped, the namespace unbound; the bound namespace is found below
+// `dir_path`, where the pod directory is now.
+sys::Result<void> release_network(PodRecord& rec, const std::string& dir_path) {
+  if (rec.net.netns_bound) rec.net.netns = dir_path + "/ns/net";
+  return teardown_network(rec.net);
+}
+
 // Finishes the removal of pods/<gname>, a garbage directory.
 sys::Result<void> destroy(sys::FdRef pods, const std::string& gname, const Releasers& rel) {
   std::string pods_path = POD_TRY(fd_path(pods));
-  POD_TRY(unmount_below(pods_path + "/" + gname));
   auto dir = sys::open_at(pods, gname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   if (!dir) {
     if (dir.error().code == ENOENT) return {};
     return sys::Unexpected(std::move(dir.error()));
   }
   std::optional<PodRecord> rec = read_record(*dir);
+  // The network first, while its bound namespace (renamed with the pod) still holds it.
+  if (rec) POD_TRY(release_network(*rec, pods_path + "/" + gname));
+  POD_TRY(unmount_below(pods_path + "/" + gname));
   for (auto& n : POD_TRY(list_dir(*dir)))
     if (n != kRecord) POD_TRY(sys::remove_tree(*dir, n));
   if (rec) {

@@ -272,6 +272,8 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
     if (auto r = idmap::write_maps(guard.pid, spec.uids, spec.gids, idmap::MapWriter::direct, {}); !r)
       return ctx(std::move(r).error().context("writing the pod's id maps"));
   }
+  if (spec.network)
+    if (auto r = spec.network(guard.pid); !r) return ctx(std::move(r).error());
   auto userns = sys::open_at(sys::FdRef::cwd(),
                              spec.new_userns ? fmt::format("/proc/{}/ns/user", pid) : "/proc/self/ns/user", O_RDONLY);
   if (!userns) return ctx(std::move(userns).error());

@@ -67,7 +67,7 @@ out=$(as_user script -qec "$POD run -t busybox -- sh -c 'tty; cut -d\" \" -f6 /p
 assert_eq "$(echo $out)" "/dev/pts/0 2" "the app's terminal and session"
 
 note "network: none has only lo"
-assert_eq "$(upod run busybox -- ls /sys/class/net | tr '\n' ' ')" "lo " "interfaces"
+assert_eq "$(upod run --net none busybox -- ls /sys/class/net | tr '\n' ' ')" "lo " "interfaces"
 
 note "detach, list, enter, stop, rm"
 upod run -d --name bg busybox -- sleep 60 >/dev/null

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pod/runtime/net.hpp"
 #include "pod/runtime/spawn.hpp"
 #include "pod/runtime/spec.hpp"
 #include "pod/sys/error.hpp"
@@ -48,6 +49,7 @@ struct PodRecord {
   std::vector<std::string> cgroups;  // the pod's cgroup directories (cgroup.hpp), removed with it
   pid_t pid = 0;            // the init, in the host's pid namespace; 0 until started
   std::uint64_t start_time = 0;  // of that pid (/proc/PID/stat field 22), against pid reuse
+  NetRecord net;            // the network as set up, undone by rm and gc
 };
 
 struct PodExitRecord {  // status.json

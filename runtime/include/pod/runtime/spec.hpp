@@ -74,7 +74,9 @@ struct AppMounts {
 // mounts need `userns`). One AppMounts per app, in the order of PodSpec::apps.
 using PrepareMounts = std::function<sys::Result<std::vector<AppMounts>>(sys::FdRef userns)>;
 
-enum class NetMode { none, host };
+// none: loopback only; host: the host's namespace; slirp, bridge: set up by the
+// network hook (runtime/net.hpp) in the pod's own namespace.
+enum class NetMode { none, host, slirp, bridge };
 
 struct PodSpec {
   std::string uuid;
@@ -90,6 +92,9 @@ struct PodSpec {
   idmap::IdMap uids, gids;
   bool private_time = false;  // CLONE_NEWTIME
   NetMode net = NetMode::none;
+  // Called with the init's pid once its namespaces exist and the maps are written,
+  // before it goes on: sets up the pod's network (runtime/net.hpp). Empty: nothing.
+  std::function<sys::Result<void>(pid_t init_pid)> network;
 
   // Files the pod gets.
   std::string etc_hosts, etc_resolv_conf;  // contents; empty: leave the image's
