@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "run_maps.hpp"
 #include "pod/idmap/ledger.hpp"
 #include "pod/sys/fs.hpp"
 
@@ -49,7 +50,7 @@ std::string range_text(const idmap::IdMap& m) {
 int run_list(bool as_json) {
   auto l = open_ledger();
   if (!l) return report(l.error());
-  auto leases = idmap::refresh_leases(l->dir, idmap::store_files_in_use(l->store));
+  auto leases = idmap::refresh_leases(l->dir, lease_files_in_use(l->store));
   if (!leases) return report(std::move(leases.error()).context("listing leases in '{}/idmap'", l->store_path));
   if (as_json) {
     json out = json::array();
@@ -98,7 +99,7 @@ int run_alloc(const AllocArgs& a) {
 int run_release(const std::string& name) {
   auto l = open_ledger();
   if (!l) return report(std::move(l.error()).context("releasing '{}'", name));
-  auto r = idmap::release(l->dir, name, idmap::store_files_in_use(l->store));
+  auto r = idmap::release(l->dir, name, lease_files_in_use(l->store));
   if (!r) return report(std::move(r.error()).context("releasing '{}'", name));
   if (r->quarantined)
     warn(fmt::format("'{}' is quarantined: files owned by its ids remain ({}); `pod idmap list` frees it once "

@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "run_maps.hpp"
 #include "run_net.hpp"
 #include "pod/idmap/ledger.hpp"
 #include "pod/runtime/cgroup.hpp"
@@ -243,7 +244,7 @@ runtime::Releasers releasers(const cas::Store& store) {
   rel.release_lease = [path, dir](const runtime::PodRecord& r) -> sys::Result<void> {
     if (r.lease.empty()) return {};
     sys::Fd ledger = POD_TRY(idmap::open_ledger_dir(path));
-    auto res = idmap::release(ledger, r.lease, idmap::store_files_in_use(dir));
+    auto res = idmap::release(ledger, r.lease, lease_files_in_use(dir));
     if (!res && res.error().code == ENOENT) return {};  // released by hand already
     if (!res) return sys::Unexpected(std::move(res.error()));
     if (res->quarantined)

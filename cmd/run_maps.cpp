@@ -7,6 +7,7 @@
 #include "context.hpp"
 #include "pod/idmap/allotment.hpp"
 #include "pod/idmap/userns.hpp"
+#include "pod/shift/cache.hpp"
 #include "pod/shift/idshift.hpp"
 #include "pod/sys/fs.hpp"
 
@@ -92,10 +93,17 @@ sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& sto
   return out;
 }
 
+idmap::InUse lease_files_in_use(sys::FdRef store) {
+  return idmap::store_files_in_use(store, [](sys::FdRef shifted, const std::string& name, const idmap::Lease& l) {
+    auto to = shift::ShiftCache(shifted).target_of(name);
+    return to && *to == shift::canonical_text(idmap::MapSpec{l.uids, l.gids});
+  });
+}
+
 sys::Result<void> release_lease(const std::string& store_path, const std::string& lease_name) {
   sys::Fd ledger = POD_TRY(idmap::open_ledger_dir(store_path));
   auto store = POD_TRY(sys::open_at(sys::FdRef::cwd(), store_path, O_RDONLY | O_DIRECTORY));
-  POD_TRY(idmap::release(ledger, lease_name, idmap::store_files_in_use(store)));
+  POD_TRY(idmap::release(ledger, lease_name, lease_files_in_use(store)));
   return {};
 }
 

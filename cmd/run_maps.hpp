@@ -30,6 +30,11 @@ struct PodMaps {
                                                bool dry_run);
 
 // Gives the lease back (after a failed start, or when the pod is removed).
+// The store's files that keep a released lease quarantined: everything of its ids in
+// STORE/pods and STORE/shifted, except the shifted trees made for exactly its map (the
+// cache's, there for the next pod with that map).
+[[nodiscard]] idmap::InUse lease_files_in_use(sys::FdRef store);
+
 [[nodiscard]] sys::Result<void> release_lease(const std::string& store_path, const std::string& lease_name);
 
 }  // namespace pod::cmd

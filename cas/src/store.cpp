@@ -21,26 +21,9 @@ namespace {
 constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
 constexpr std::uint64_t kIndexLimit = 64u << 20;
 
-Result<std::vector<std::string>> list_dir(FdRef dir) {
-  int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return sys_error("open directory");
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    return sys_error("fdopendir");
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  ::closedir(d);
-  return names;
-}
-
 Result<std::vector<Digest>> list_digests(FdRef dir) {
   std::vector<Digest> out;
-  for (auto& n : POD_TRY(list_dir(dir)))
+  for (auto& n : POD_TRY(sys::list_dir(dir)))
     if (Digest::valid_hex(n)) out.push_back(Digest{n});
   return out;
 }
@@ -79,7 +62,7 @@ Result<Store> Store::open(std::string_view path, sys::FileLock::Mode mode) {
   // Alone (the exclusive lock is free)? Then tmp/ holds only debris: remove it.
   auto excl = sys::FileLock::acquire(s.dir_, "lock", sys::FileLock::Mode::exclusive, false);
   if (excl) {
-    for (auto& name : POD_TRY(list_dir(s.tmp_)))
+    for (auto& name : POD_TRY(sys::list_dir(s.tmp_)))
       POD_TRY_CTX(sys::remove_tree(s.tmp_, name), "removing debris in '{}/tmp'", path);
     if (mode == sys::FileLock::Mode::shared) POD_TRY(excl->change(mode));
     s.lock_.emplace(std::move(*excl));

@@ -1,5 +1,6 @@
 #include "pod/idmap/ledger.hpp"
 
+#include <sys/stat.h>
 #include <time.h>
 
 #include <algorithm>
@@ -250,19 +251,41 @@ Result<std::vector<Lease>> leases_from_text(std::string_view text) {
   return out;
 }
 
-InUse store_files_in_use(FdRef store) {
-  return [store](const Lease& l) -> Result<std::optional<std::string>> {
+InUse store_files_in_use(FdRef store, CachedForLease cached) {
+  return [store, cached = std::move(cached)](const Lease& l) -> Result<std::optional<std::string>> {
     RangeSet uids = host_ids(l.uids), gids = host_ids(l.gids);
-    for (const char* sub : {"pods", "shifted"}) {
-      if (!sys::exists_at(store, sub)) continue;
-      auto r = find_owned_by(store, sub, uids, gids);
+    // `sub` below `dir`, reported as `shown`.
+    auto look = [&](FdRef dir, const std::string& sub, const std::string& shown) -> Result<std::optional<std::string>> {
+      auto r = find_owned_by(dir, sub, uids, gids);
       if (!r) {
         // What cannot be read cannot be shown unused.
         if (r.error().code == EACCES || r.error().code == EPERM)
-          return fmt::format("{} (cannot be searched: {})", sub, r.error().what());
+          return fmt::format("{} (cannot be searched: {})", shown, r.error().what());
         return sys::Unexpected(std::move(r.error()));
       }
-      if (*r) return *r == "." ? std::string(sub) : fmt::format("{}/{}", sub, **r);
+      if (*r) return *r == "." ? shown : fmt::format("{}/{}", shown, **r);
+      return std::nullopt;
+    };
+    if (sys::exists_at(store, "pods"))
+      if (auto r = POD_TRY(look(store, "pods", "pods"))) return r;
+    if (!sys::exists_at(store, "shifted")) return std::nullopt;
+    if (!cached) return look(store, "shifted", "shifted");
+    Fd shifted = POD_TRY(sys::open_dir(store, "shifted"));
+    struct stat top {};
+    if (::fstat(shifted.get(), &top) != 0) return sys::sys_error("stat 'shifted'");
+    if (uids.contains(top.st_uid) || gids.contains(top.st_gid)) return std::string("shifted");
+    for (const auto& name : POD_TRY(sys::list_dir(shifted))) {
+      struct stat st {};
+      if (::fstatat(shifted.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // gone while we looked
+        return sys::sys_error("stat 'shifted/{}'", name);
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        if (uids.contains(st.st_uid) || gids.contains(st.st_gid)) return "shifted/" + name;
+        continue;
+      }
+      if (cached(shifted, name, l)) continue;
+      if (auto r = POD_TRY(look(shifted, name, "shifted/" + name))) return r;
     }
     return std::nullopt;
   };

@@ -40,7 +40,4 @@ struct Scanned {
 // Reads one pod directory `name` below `pods`.
 [[nodiscard]] Scanned read_pod(sys::FdRef pods, const std::string& name);
 
-// Names in a directory (without . and ..).
-[[nodiscard]] sys::Result<std::vector<std::string>> list_dir(sys::FdRef dir);
-
 }  // namespace pod::runtime::detail

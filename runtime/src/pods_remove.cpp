@@ -99,7 +99,7 @@ sys::Result<void> destroy(sys::FdRef pods, const std::string& gname, const Relea
   // The network first, while its bound namespace (renamed with the pod) still holds it.
   if (rec) POD_TRY(release_network(*rec, pods_path + "/" + gname));
   POD_TRY(unmount_below(pods_path + "/" + gname));
-  for (auto& n : POD_TRY(list_dir(*dir)))
+  for (auto& n : POD_TRY(sys::list_dir(*dir)))
     if (n != kRecord) POD_TRY(sys::remove_tree(*dir, n));
   if (rec) {
     POD_TRY_CTX(remove_cgroups(rec->cgroups, rec->uuid), "removing its cgroups");
@@ -161,7 +161,7 @@ sys::Result<std::vector<std::string>> gc_pods(sys::FdRef store, const Releasers&
     if (pods.error().code == ENOENT) return removed;
     return sys::Unexpected(std::move(pods.error()).context("opening the pods directory"));
   }
-  auto names = POD_TRY_CTX(list_dir(*pods), "listing the pods directory");
+  auto names = POD_TRY_CTX(sys::list_dir(*pods), "listing the pods directory");
   for (auto& n : names) {
     if (n.starts_with(kGarbagePrefix) && is_uuid(n.substr(std::string_view(kGarbagePrefix).size()))) {
       if (auto r = destroy(*pods, n, rel); !r) failure(std::move(r.error()).context("removing '{}'", n));

@@ -98,27 +98,6 @@ sys::Result<long> age_of(sys::FdRef pod, const char* name) {
   return static_cast<long>(now.tv_sec - st.st_mtim.tv_sec);
 }
 
-sys::Result<std::vector<std::string>> list_dir(sys::FdRef dir) {
-  int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // own offset
-  if (fd < 0) return sys::sys_error("open directory");
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    return sys::sys_error("fdopendir");
-  }
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-    errno = 0;
-  }
-  if (errno) return sys::sys_error("readdir");
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 Scanned read_pod(sys::FdRef pods, const std::string& name) {
   Scanned s;
   s.dir = name;
@@ -157,7 +136,7 @@ sys::Result<std::vector<Scanned>> scan_pods(sys::FdRef store) {
     if (pods.error().code == ENOENT) return out;
     return sys::Unexpected(std::move(pods.error()).context("opening the pods directory"));
   }
-  auto names = POD_TRY_CTX(list_dir(*pods), "listing the pods directory");
+  auto names = POD_TRY_CTX(sys::list_dir(*pods), "listing the pods directory");
   for (auto& n : names)
     if (is_uuid(n)) out.push_back(read_pod(*pods, n));
   return out;

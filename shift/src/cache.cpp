@@ -77,6 +77,17 @@ Result<bool> ShiftCache::usable(std::string_view key, std::string_view origin, c
   return (*j)->state == Journal::State::done && (*j)->from == from && (*j)->to == to;
 }
 
+std::optional<std::string> ShiftCache::target_of(std::string_view key) const {
+  if (!is_key(key)) return std::nullopt;
+  auto entry = sys::open_at(dir_, std::string(key), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!entry) return std::nullopt;
+  auto text = sys::read_file(*entry, "origin", 1 << 16);
+  if (!text) return std::nullopt;
+  json j = json::parse(*text, nullptr, false);
+  if (!j.is_object() || !j.contains("to") || !j["to"].is_string()) return std::nullopt;
+  return j["to"].get<std::string>();
+}
+
 Result<CacheEntry> ShiftCache::acquire(sys::FdRef tree_root, std::string_view tree_digest,
                                        const idmap::MapSpec& source, const idmap::MapSpec& target,
                                        std::string_view pod, const Options& options) {

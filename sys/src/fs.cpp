@@ -2,6 +2,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -257,6 +258,29 @@ Result<void> remove_tree(FdRef dir, std::string_view name) {
   if (::unlinkat(dir.get(), n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
     return sys_error("rmdir '{}'", name);
   return {};
+}
+
+Result<std::vector<std::string>> list_dir(FdRef dir) {
+  int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_error("open directory");
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return sys_error("fdopendir");
+  }
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    struct dirent* e = ::readdir(d);
+    if (!e) break;
+    std::string_view n(e->d_name);
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err) return make_error(err, "reading a directory");
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace pod::sys

@@ -40,6 +40,13 @@ done
 note "idmap changed no inode of the store"
 assert_eq "$(snapshot "$STORE/trees")" "$store_before" "store trees after idmap and chown pods"
 
+note "chown: the second pod under the same map reuses the shifted trees (the released range is not held by them)"
+map=0:$((0x6fff0000)):65536
+pod run --rm --net none --userns $map --shift chown fixture:v1 -- sh -c :
+shifted_before=$(ls "$STORE/shifted" | sort)
+pod run --rm --net none --userns $map --shift chown fixture:v1 -- sh -c : || fail "a second pod under $map was refused"
+assert_eq "$(ls "$STORE/shifted" | sort)" "$shifted_before" "shifted trees after the second pod (reused, none built)"
+
 note "whiteouts and opaque directories of the second layer"
 out=$(pod run fixture:v1 -- sh -c 'ls /srv/data; test -e /etc/empty && echo present || echo gone')
 assert_eq "$out" "$(printf 'only\ngone')" "layer 2 hides layer 1"

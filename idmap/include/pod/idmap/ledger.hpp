@@ -61,10 +61,14 @@ struct AllocRequest {
 // A path below the store whose owner is one of the lease's host ids, or nullopt.
 using InUse = std::function<Result<std::optional<std::string>>(const Lease&)>;
 
-// Looks in STORE/pods and STORE/shifted (those that exist) with the census walk. A
-// directory that cannot be read counts as in use: a range is freed only when it is
-// known to be unused.
-[[nodiscard]] InUse store_files_in_use(sys::FdRef store);
+// Whether the entry `name` of STORE/shifted is a tree shifted for exactly the lease's
+// map: the cache's, reused by the next pod with that map, not a leftover of the lease.
+using CachedForLease = std::function<bool(sys::FdRef shifted, const std::string& name, const Lease&)>;
+
+// Looks in STORE/pods and STORE/shifted (those that exist) with the census walk,
+// leaving out the shifted trees `cached` names. A directory that cannot be read counts
+// as in use: a range is freed only when it is known to be unused.
+[[nodiscard]] InUse store_files_in_use(sys::FdRef store, CachedForLease cached = {});
 
 // Opens STORE/idmap, making STORE (0700) and it as needed.
 [[nodiscard]] Result<sys::Fd> open_ledger_dir(std::string_view store_path);

@@ -38,6 +38,9 @@ class ShiftCache {
   [[nodiscard]] Result<CacheEntry> acquire(sys::FdRef tree_root, std::string_view tree_digest,
                                            const idmap::MapSpec& source, const idmap::MapSpec& target,
                                            std::string_view pod, const Options& options = {});
+  // The canonical text of the map the entry `key` was shifted to, from its origin file
+  // (nullopt when the entry or its origin is missing or unreadable).
+  [[nodiscard]] std::optional<std::string> target_of(std::string_view key) const;
   // Drops the pod's reference (no error when it had none).
   [[nodiscard]] Result<void> release(std::string_view key, std::string_view pod);
   // The pods referencing each key.

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "pod/sys/error.hpp"
@@ -36,6 +37,8 @@ void force_resolve_fallback(bool on);
 [[nodiscard]] Result<struct stat> stat_at(FdRef dir, std::string_view path, int flags);
 [[nodiscard]] Result<struct stat> stat_fd(FdRef fd);
 [[nodiscard]] bool exists_at(FdRef dir, std::string_view path);
+// The names in a directory, without "." and "..", sorted.
+[[nodiscard]] Result<std::vector<std::string>> list_dir(FdRef dir);
 
 // mkdir -p of a path the user gave (a host path, so plain resolution is right);
 // returns the last directory, open.
