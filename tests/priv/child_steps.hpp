@@ -24,7 +24,7 @@ int in_child(const std::function<int()>& fn) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-int step_failed(int code, const char* what) {
+[[maybe_unused]] int step_failed(int code, const char* what) {
   std::fprintf(stderr, "step %d failed: %s (errno %d %s)\n", code, what, errno, strerrordesc_np(errno));
   return code;
 }

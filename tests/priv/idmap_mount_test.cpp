@@ -22,35 +22,12 @@
 #include "pod/idmap/namespace.hpp"
 #include "pod/idmap/userns.hpp"
 #include "pod/sys/child.hpp"
+#include "child_steps.hpp"
 
 using namespace pod::idmap;
 using pod::sys::Fd;
 
 namespace {
-
-// Runs fn in a forked child; its return value is the exit status (128+signal when
-// killed). A failing step prints what it was on stderr.
-int in_child(const std::function<int()>& fn) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(120);  // a hang fails the test instead of stopping the suite
-    _exit(fn());
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-int step_failed(int code, const char* what) {
-  std::fprintf(stderr, "step %d failed: %s (errno %d %s)\n", code, what, errno, strerrordesc_np(errno));
-  return code;
-}
-
-#define STEP(code, cond)                             \
-  do {                                               \
-    if (!(cond)) return step_failed(code, #cond);    \
-  } while (0)
 
 // A private mount namespace with a fresh tmpfs on `dir`.
 int private_workspace(const std::string& dir) {

@@ -15,24 +15,13 @@
 
 #include "pod/overlay/probe.hpp"
 #include "pod/sys/fs.hpp"
+#include "child_steps.hpp"
 
 using pod::sys::Fd;
 using pod::sys::FdRef;
 using namespace pod::overlay;
 
 namespace {
-
-int in_child(const std::function<int()>& fn) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(120);
-    _exit(fn());
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 struct TempDir {
   std::string path;
