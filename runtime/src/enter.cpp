@@ -56,12 +56,7 @@ sys::Result<bool> same_userns(pid_t pid) {
 }
 
 [[noreturn]] void joined_app(const detail::PreparedApp& app, int report) noexcept {
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  detail::reset_signals();
   if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) detail::report_and_exit(report, detail::kStepIds, errno);
   (void)::setgroups(0, nullptr);
   if (::chdir("/") != 0) detail::report_and_exit(report, detail::kStepNsJoin, errno);

@@ -89,12 +89,7 @@ int setup_tty(int sock, int* err) noexcept {
 }
 
 [[noreturn]] void app_main(InitState& s, std::size_t i, int report) noexcept {
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  reset_signals();
   // Root of the pod's user namespace: files it creates (mount points) are the pod's.
   if (::setresgid(0, 0, 0) != 0) report_and_exit(report, kStepIds, errno);
   if (::setresuid(0, 0, 0) != 0) report_and_exit(report, kStepIds, errno);

@@ -69,6 +69,8 @@ struct InitState {
 // namespace with the root filesystem in place: workdir, ids, capabilities, seccomp,
 // fds, then exec with a PATH search. A failure is written to `report` as
 // {step, errno} and the process exits 126/127 (exec) or 125.
+// No signal blocked, every handler the default: what an app starts with.
+void reset_signals() noexcept;
 [[noreturn]] void become_and_exec(const PreparedApp& app, int report) noexcept;
 
 [[noreturn]] void report_and_exit(int fd, int step, int err) noexcept;

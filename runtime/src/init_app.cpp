@@ -2,6 +2,7 @@
 // words for the steps that can fail.
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -87,6 +88,15 @@ sys::Result<PreparedApp> prepare_app(const App& app) {
   p.ids = AppIds{app.uid, app.gid, nullptr, p.groups.size()};
   p.sec = POD_TRY_CTX(prepare_security(app.security), "app '{}'", app.name);
   return p;
+}
+
+void reset_signals() noexcept {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
 }
 
 void become_and_exec(const PreparedApp& app, int report) noexcept {
