@@ -33,7 +33,8 @@ machine_cgroups() {
   done
   return 0
 }
-pods_cgroups() { find /sys/fs/cgroup/*/pod -mindepth 1 -maxdepth 1 -type d 2>/dev/null | LC_ALL=C sort; }
+# No `pod` parent at all (none made yet, or removed when empty) is an empty list.
+pods_cgroups() { { find /sys/fs/cgroup/*/pod -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true; } | LC_ALL=C sort; }
 machine_before=$(machine_cgroups)
 ours_before=$(pods_cgroups)
 at_exit 'for d in $(pods_cgroups); do [[ $ours_before == *"$d"* ]] || rmdir "$d" 2>/dev/null; done'
