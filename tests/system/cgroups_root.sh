@@ -37,7 +37,10 @@ machine_cgroups() {
 pods_cgroups() { { find /sys/fs/cgroup/*/pod -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true; } | LC_ALL=C sort; }
 machine_before=$(machine_cgroups)
 ours_before=$(pods_cgroups)
-at_exit 'for d in $(pods_cgroups); do [[ $ours_before == *"$d"* ]] || rmdir "$d" 2>/dev/null; done'
+parents_before=$(ls -d /sys/fs/cgroup/*/pod 2>/dev/null || true)
+# ours and, when this test made them, the `pod` parents: the machine is left as it was
+at_exit 'for d in $(pods_cgroups); do [[ $ours_before == *"$d"* ]] || rmdir "$d" 2>/dev/null; done
+  for d in /sys/fs/cgroup/*/pod; do [[ -d $d && $parents_before != *"$d"* ]] && rmdir "$d" 2>/dev/null; done'
 uuid_of() { pod status --json "$1" | jq -r .uuid; }
 cgroup_of() { pod status --json "$1" | jq -r --arg c "$2" '.cgroups[] | select(contains("/" + $c + "/"))'; }
 
