@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "pod/idmap/userns.hpp"
+#include "pod/idmap/userns_keeper.hpp"
 
 namespace pod::cmd {
 
@@ -22,8 +23,12 @@ void note(const std::string& text) {
   if (!globals().quiet) std::fprintf(stderr, "%s\n", text.c_str());
 }
 
+// How long the store's user namespace outlives the last command that used it.
+constexpr std::chrono::seconds kKeepUserNamespace{300};
+
 // Ordinary users: every store command runs inside the store's user namespace, so the
 // files of the image keep their owners (as subordinate ids) and remain ours to remove.
+// Its keeper process spares the next commands the setuid map helpers.
 sys::Result<cas::OwnershipBasis> enter_store_namespace() {
   static std::optional<cas::OwnershipBasis> entered;
   if (entered) return *entered;
@@ -34,7 +39,11 @@ sys::Result<cas::OwnershipBasis> enter_store_namespace() {
     return basis;
   }
   idmap::StoreMapping m = POD_TRY(idmap::store_mapping_for_caller(warn));
-  POD_TRY_CTX(idmap::enter_user_namespace(m), "entering the store's user namespace");
+  std::string keeper = idmap::keeper_pidfile();
+  if (!POD_TRY_CTX(idmap::join_kept_namespace(keeper, m), "joining the store's user namespace")) {
+    POD_TRY_CTX(idmap::enter_user_namespace(m), "entering the store's user namespace");
+    if (m.subordinate) idmap::start_keeper(keeper, kKeepUserNamespace);
+  }
   basis.overlay_xattrs = cas::OverlayXattrs::user;
   if (m.subordinate) {
     basis.ownership = cas::Ownership::exact;

@@ -147,6 +147,10 @@ Result<void> enter_user_namespace(const StoreMapping& m) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return make_error(EPERM, "setting up the store's user namespace ({}): {}", m.describe(),
                       report && !report->empty() ? *report : "newuidmap/newgidmap failed");
+  return become_namespace_root();
+}
+
+Result<void> become_namespace_root() {
   // Supplementary groups are unmapped here (shown as nogroup); drop them.
   if (::setgroups(0, nullptr) != 0) return sys_error("setgroups");
   if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) return sys_error("becoming root in the user namespace");

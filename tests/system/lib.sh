@@ -59,7 +59,12 @@ make_test_user() {
   cp /etc/subuid "$T/subuid.orig"; cp /etc/subgid "$T/subgid.orig"
   at_exit "cp '$T/subuid.orig' /etc/subuid; cp '$T/subgid.orig' /etc/subgid"
   useradd --create-home --shell /bin/bash "$TEST_USER"
-  at_exit "userdel --remove $TEST_USER 2>/dev/null"
+  # pod's keeper of the store namespace (pod-userns) outlives the commands: end it, and
+  # anything else the user still runs, before the user goes
+  at_exit "pkill -KILL -U $TEST_USER; sleep 0.1; userdel --remove $TEST_USER 2>/dev/null"
+  # XDG_RUNTIME_DIR, as a login session has it (/run/user/UID): the keeper's pid lives there
+  TEST_RUNTIME_DIR=$T/run-$TEST_USER
+  install -d -m 0700 -o "$TEST_USER" -g "$TEST_USER" "$TEST_RUNTIME_DIR"
   # useradd gives new users a range of its own; the test wants exactly this one.
   sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
   echo "$TEST_USER:$SUBID_START:$count" >>/etc/subuid
@@ -75,5 +80,6 @@ make_test_user() {
 as_user() {
   local home; home=$(getent passwd "$TEST_USER" | cut -d: -f6)
   setpriv --reuid "$TEST_USER" --regid "$TEST_USER" --init-groups --reset-env \
-    env HOME="$home" PATH=/usr/sbin:/usr/bin:/sbin:/bin XDG_DATA_HOME="$home/.local/share" "$@"
+    env HOME="$home" PATH=/usr/sbin:/usr/bin:/sbin:/bin XDG_DATA_HOME="$home/.local/share" \
+    XDG_RUNTIME_DIR="$TEST_RUNTIME_DIR" "$@"
 }

@@ -80,4 +80,30 @@ upod gc >/dev/null
 assert_eq "$(upod list --json)" "[]" "pods after gc"
 [[ -z $(ls -A "$ustore/pods" 2>/dev/null | grep -v '^\.' || true) ]] || fail "pod directories left: $(ls -A "$ustore/pods")"
 assert_eq "$(grep -c . /proc/self/mountinfo)" "$mounts_before" "mounts on the host"
+
+note "the store namespace's keeper: later commands join its namespace; a stale pid file is not trusted"
+pidfile=$TEST_RUNTIME_DIR/pod/userns.pid
+keeper=$(cat "$pidfile")
+assert_eq "$(ps -o uid=,comm= -p "$keeper" | tr -s ' ')" " $uid pod-userns" "the keeper process"
+assert_eq "$(readlink /proc/$keeper/cwd) $(ls /proc/$keeper/fd | wc -l)" "/ 0" "the keeper's cwd and open files"
+ns=$(readlink "/proc/$keeper/ns/user")
+assert_eq "$(upod run busybox -- readlink /proc/self/ns/user)" "$ns" "a pod's user namespace (--shift none: the store's)"
+assert_eq "$(cat "$pidfile")" "$keeper" "the keeper after a join"
+kill "$keeper"
+for _ in $(seq 50); do [[ -e /proc/$keeper ]] || break; sleep 0.1; done
+[[ ! -e /proc/$keeper && ! -e $pidfile ]] || fail "the keeper did not end on SIGTERM, or left its pid file"
+# another process of the user, in the host's user namespace, named by the pid file: not joined, not signalled
+as_user sleep 30 &
+decoy=$!
+sleep 0.3
+decoy=$(pgrep -u "$TEST_USER" -x sleep)
+echo "$decoy" >"$pidfile"
+chown "$TEST_USER" "$pidfile"
+out=$(upod run busybox -- cat /proc/self/uid_map | tr -s ' ' | tr '\n' ';')
+assert_eq "$out" " 0 $uid 1; 1 400000 65536;" "the pod's maps with a stale pid file"
+[[ -e /proc/$decoy ]] || fail "the process the stale pid file named was harmed"
+new=$(cat "$pidfile")
+[[ $new != "$decoy" ]] && assert_eq "$(ps -o comm= -p "$new")" pod-userns "the new keeper"
+[[ $(readlink "/proc/$new/ns/user") != "$(readlink /proc/self/ns/user)" ]] || fail "the new keeper is in the host's namespace"
+kill "$decoy"
 echo ok

@@ -42,4 +42,8 @@ struct StoreMapping {
 // Afterwards the process is uid 0 and gid 0 inside, with a full capability set there.
 [[nodiscard]] Result<void> enter_user_namespace(const StoreMapping& m);
 
+// After entering a store namespace: uid 0 and gid 0 inside, no supplementary groups
+// (they are unmapped there).
+[[nodiscard]] Result<void> become_namespace_root();
+
 }  // namespace pod::idmap
