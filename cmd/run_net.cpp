@@ -14,14 +14,6 @@ using runtime::NetMode;
 
 bool cni_installed() { return ::access(fmt::format("{}/bridge", runtime::cni_plugin_dir()).c_str(), X_OK) == 0; }
 
-sys::Result<std::string> dir_path(sys::FdRef dir) {
-  char buf[4096];
-  auto link = fmt::format("/proc/self/fd/{}", dir.get());
-  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
-  if (n < 0) return sys::sys_error("readlink {}", link);
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
 // The mode asked for, or the default: bridge for root, slirp for users, each when
 // installed, else none with a note saying what to install.
 sys::Result<void> choose_mode(const RunArgs& a, bool rootless, Plan& plan) {
@@ -120,7 +112,7 @@ sys::Result<void> PodNetwork::apply(runtime::PodSpec& spec) {
   // Root's pods: the namespace bound in the pod directory, for CNI DEL after the pod and
   // for `nsenter --net=`. Users' pods live in a mount namespace of `pod run` that ends
   // with it: their namespace is known by /proc/PID/ns/net only.
-  if (!plan_.maps.rootless) request_.netns_bind = POD_TRY(dir_path(pd_.dir())) + "/ns/net";
+  if (!plan_.maps.rootless) request_.netns_bind = POD_TRY(sys::fd_path(pd_.dir())) + "/ns/net";
   spec.network = [this](pid_t init) -> sys::Result<void> {
     runtime::NetRecord n = record_.net;
     POD_TRY(runtime::setup_network(request_, init, n, [this](const runtime::NetRecord& r) { return persist(r); }));

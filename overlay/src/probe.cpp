@@ -194,10 +194,7 @@ sys::Result<std::string> make_scratch(FdRef parent, std::string& name) {
   // A file in each lower: overlayfs checks the layers, not only their names.
   POD_TRY(sys::open_at(base, "l1/a", O_WRONLY | O_CREAT | O_EXCL, 0644));
   POD_TRY(sys::open_at(base, "l2/b", O_WRONLY | O_CREAT | O_EXCL, 0644));
-  char buf[4096];
-  ssize_t n = ::readlink(fmt::format("/proc/self/fd/{}", base.get()).c_str(), buf, sizeof buf - 1);
-  if (n < 0) return sys::sys_error("finding the path of the scratch directory");
-  return std::string(buf, static_cast<std::size_t>(n));
+  return POD_TRY_CTX(sys::fd_path(base), "finding the path of the scratch directory");
 }
 
 }  // namespace

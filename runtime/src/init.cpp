@@ -155,9 +155,10 @@ void init_main(InitState& s) noexcept {
     if (m.kind == kMsgRootfs) {
       app.root.rootfs = fd;
     } else if (m.kind == kMsgVolume && nvol < kMaxVolumes) {
-      std::memcpy(&s.volume_msgs[nvol], &m, sizeof m);
-      s.volume_msgs[nvol].path[PATH_MAX - 1] = 0;
-      s.volumes[nvol] = AppVolume{fd, (m.flags & kVolumeDirectory) != 0, s.volume_msgs[nvol].path};
+      char* target = s.volume_targets.get() + nvol * PATH_MAX;
+      std::memcpy(target, m.path, PATH_MAX);
+      target[PATH_MAX - 1] = 0;
+      s.volumes[nvol] = AppVolume{fd, (m.flags & kVolumeDirectory) != 0, target};
       if (app.root.nvolumes == 0) app.root.volumes = &s.volumes[nvol];
       ++app.root.nvolumes;
       ++nvol;

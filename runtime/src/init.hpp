@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,9 @@ struct InitState {
   std::vector<PreparedApp> apps;
   // Buffers the init fills without allocating.
   std::vector<AppVolume> volumes;          // kMaxVolumes
-  std::vector<Msg> volume_msgs;            // kMaxVolumes: the targets live here
+  // kMaxVolumes targets of PATH_MAX each, where the volumes' paths point. Left
+  // uninitialized: half a megabyte that only the pages of the volumes sent are touched of.
+  std::unique_ptr<char[]> volume_targets;
   std::vector<int> keep;                   // fds the init keeps, room for all
   std::vector<pid_t> pids;
   std::vector<int> codes, signals;

@@ -18,15 +18,6 @@ using namespace detail;
 
 namespace {
 
-sys::Result<std::string> fd_path(sys::FdRef fd) {
-  std::string link = fmt::format("/proc/self/fd/{}", fd.get());
-  char buf[4096];
-  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
-  if (n < 0) return sys::sys_error("readlink '{}'", link);
-  if (static_cast<std::size_t>(n) == sizeof buf) return sys::make_error(ENAMETOOLONG, "the store's path is too long");
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 std::string unescape(std::string_view s) {
   std::string out;
@@ -89,7 +80,7 @@ sys::Result<void> release_network(PodRecord& rec, const std::string& dir_path) {
 
 // Finishes the removal of pods/<gname>, a garbage directory.
 sys::Result<void> destroy(sys::FdRef pods, const std::string& gname, const Releasers& rel) {
-  std::string pods_path = POD_TRY(fd_path(pods));
+  std::string pods_path = POD_TRY(sys::fd_path(pods));
   auto dir = sys::open_at(pods, gname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   if (!dir) {
     if (dir.error().code == ENOENT) return {};

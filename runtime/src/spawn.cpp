@@ -51,19 +51,11 @@ struct InitGuard {
   }
 };
 
-sys::Result<std::string> fd_path(sys::FdRef fd) {
-  char buf[PATH_MAX];
-  auto link = fmt::format("/proc/self/fd/{}", fd.get());
-  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
-  if (n < 0) return sys::sys_error("readlink {}", link);
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
 // The same directory, opened through our mount namespace: an fd opened before the
 // caller unshared its mount namespace names the old namespace's mount, which open_tree
 // refuses to clone (EINVAL).
 sys::Result<sys::Fd> reopen_here(sys::Fd dir) {
-  std::string path = POD_TRY(fd_path(dir));
+  std::string path = POD_TRY(sys::fd_path(dir));
   struct stat want = POD_TRY(sys::stat_fd(dir));
   sys::Fd here(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!here) return sys::sys_error("open '{}'", path);
@@ -191,7 +183,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   InitState s;
   for (const auto& app : spec.apps) s.apps.push_back(POD_TRY(detail::prepare_app(app)));
   s.hostname = spec.hostname;
-  std::string rootfs_path = POD_TRY(fd_path(spec.rootfs_dir));
+  std::string rootfs_path = POD_TRY(sys::fd_path(spec.rootfs_dir));
   struct stat st = POD_TRY(sys::stat_fd(spec.rootfs_dir));
   s.root.rootfs_path = rootfs_path.c_str();
   s.root.rootfs_dev = st.st_dev;
@@ -229,7 +221,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   }
   const std::size_t n = s.apps.size();
   s.volumes.resize(detail::kMaxVolumes);
-  s.volume_msgs.resize(detail::kMaxVolumes);
+  s.volume_targets.reset(new char[detail::kMaxVolumes * PATH_MAX]);
   s.keep.resize(6 + n * (1 + detail::kEtcCount) + detail::kMaxVolumes);
   s.pids.assign(n, 0);
   s.codes.assign(n, 0);

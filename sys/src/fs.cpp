@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -132,10 +133,31 @@ Result<void> write_file_atomic(FdRef dir, std::string_view name, std::string_vie
   if (sync == Sync::yes)
     if (auto r = fsync_fd(fd); !r) return fail(r.error());
   fd.reset();
+  if (sync == Sync::no) {
+    // Swapping the names and removing the old file is as atomic for readers, and spares
+    // ext4's flush of the new file's data on a rename over an existing one (auto_da_alloc,
+    // about 0.2 ms here), which Sync::no does not want.
+    if (::renameat2(dir.get(), tmp.c_str(), dir.get(), final_name.c_str(), RENAME_EXCHANGE) == 0) {
+      if (::unlinkat(dir.get(), tmp.c_str(), 0) == 0) return {};
+      Error e = sys_error("removing the former '{}'", name).error();
+      ::renameat2(dir.get(), tmp.c_str(), dir.get(), final_name.c_str(), RENAME_EXCHANGE);
+      return fail(std::move(e));
+    }
+    if (errno != ENOENT && errno != EINVAL) return fail(sys_error("rename").error());
+  }
   if (::renameat(dir.get(), tmp.c_str(), dir.get(), final_name.c_str()) != 0)
     return fail(sys_error("rename").error());
   if (sync == Sync::yes) POD_TRY_CTX(fsync_fd(dir), "syncing the directory of '{}'", name);
   return {};
+}
+
+Result<std::string> fd_path(FdRef fd) {
+  char buf[PATH_MAX];
+  auto link = fmt::format("/proc/self/fd/{}", fd.get());
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n < 0) return sys_error("readlink {}", link);
+  if (static_cast<std::size_t>(n) == sizeof buf - 1) return make_error(ENAMETOOLONG, "the path of {} is too long", link);
+  return std::string(buf, static_cast<std::size_t>(n));
 }
 
 Result<std::string> make_temp_dir(FdRef dir, std::string_view prefix, mode_t mode) {

@@ -40,6 +40,9 @@ void force_resolve_fallback(bool on);
 // The names in a directory, without "." and "..", sorted.
 [[nodiscard]] Result<std::vector<std::string>> list_dir(FdRef dir);
 
+// The path /proc/self/fd/N names for an open file: where it is now, symlinks resolved.
+[[nodiscard]] Result<std::string> fd_path(FdRef fd);
+
 // mkdir -p of a path the user gave (a host path, so plain resolution is right);
 // returns the last directory, open.
 [[nodiscard]] Result<Fd> make_dirs(std::string_view path, mode_t mode);
