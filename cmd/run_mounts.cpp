@@ -4,9 +4,13 @@
 #include <linux/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
+#include <optional>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -41,6 +45,65 @@ sys::Result<sys::Fd> clone_tree(sys::FdRef dir) {
       ::syscall(SYS_open_tree, dir.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
   if (fd < 0) return sys::sys_error("open_tree");
   return sys::Fd(fd);
+}
+
+bool whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == 0; }
+
+bool opaque(int dir) {
+  char v = 0;
+  for (const char* name : {"trusted.overlay.opaque", "user.overlay.opaque"})
+    if (::fgetxattr(dir, name, &v, 1) == 1 && v == 'y') return true;
+  return false;
+}
+
+// The image's /etc as overlayfs shows it: the top layer's, unless a layer above hides
+// it. Its attributes and whether etc/NAME is in the merged view.
+struct MergedEtc {
+  struct stat st {};
+  std::vector<bool> present;
+};
+std::optional<MergedEtc> merged_etc(const std::vector<sys::Fd>& lowers, std::span<const char* const> names) {
+  std::optional<MergedEtc> etc;
+  std::vector<bool> decided(names.size());
+  for (auto l = lowers.rbegin(); l != lowers.rend(); ++l) {
+    struct stat st {};
+    if (::fstatat(l->get(), "etc", &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISDIR(st.st_mode)) break;  // a whiteout, file or symlink hides all below
+    auto dir = sys::open_at(*l, "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!dir) break;
+    if (!etc) etc = MergedEtc{st, std::vector<bool>(names.size())};
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      struct stat f {};
+      if (decided[k] || ::fstatat(dir->get(), names[k], &f, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      decided[k] = true;
+      etc->present[k] = !whiteout(f);
+    }
+    if (opaque(dir->get())) break;
+  }
+  return etc;
+}
+
+// --shift none under a map of the pod's own: the image's /etc keeps an owner outside the
+// pod's map, so the pod's root cannot make the mount points of /etc/hostname, hosts and
+// resolv.conf the image lacks. Made here in the upper directory instead, under an etc/
+// with the image's owner and mode, as overlayfs's copy-up would make it.
+// (resolv.conf only with a network: --net none mounts none, and the image's stays.)
+sys::Result<void> make_etc_mount_points(const std::vector<sys::Fd>& lowers, sys::FdRef upper, uid_t uid, gid_t gid,
+                                        bool resolv_conf) {
+  static constexpr const char* kAll[] = {"hostname", "hosts", "resolv.conf"};
+  std::span<const char* const> kNames(kAll, resolv_conf ? 3 : 2);
+  auto etc = merged_etc(lowers, kNames);
+  if (!etc || std::find(etc->present.begin(), etc->present.end(), false) == etc->present.end()) return {};
+  sys::Fd dir = POD_TRY_CTX(made_dir(upper, "etc", etc->st.st_mode & 07777), "the upper directory's etc/");
+  if (::fchown(dir.get(), etc->st.st_uid, etc->st.st_gid) != 0 || ::fchmod(dir.get(), etc->st.st_mode & 07777) != 0)
+    return sys::sys_error("giving the upper directory's etc/ the image's owner and mode");
+  for (std::size_t k = 0; k < kNames.size(); ++k) {
+    if (etc->present[k]) continue;
+    auto f = sys::open_at(dir, kNames[k], O_WRONLY | O_CREAT | O_NOFOLLOW, 0644);
+    if (!f || ::fchown(f->get(), uid, gid) != 0)
+      return sys::sys_error("making the mount point /etc/{} in the upper directory", kNames[k]);
+  }
+  return {};
 }
 
 }  // namespace
@@ -126,7 +189,8 @@ sys::Result<std::vector<VolumeSource>> open_volumes(const std::vector<VolumeArg>
     if (::fstat(fd->get(), &st) != 0) return sys::sys_error("volume source '{}'", v.source);
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
       return sys::make_error(EINVAL, "volume source '{}' is neither a directory nor a regular file", v.source);
-    out.push_back({v, std::move(*fd), S_ISDIR(st.st_mode)});
+    std::string resolved = POD_TRY_CTX(sys::fd_path(*fd), "volume source '{}'", v.source);
+    out.push_back({v, std::move(*fd), S_ISDIR(st.st_mode), std::move(resolved)});
   }
   return out;
 }
@@ -167,6 +231,9 @@ sys::Result<std::vector<runtime::AppMounts>> mount_apps(RootfsSources& sources, 
     std::optional<std::string> fallback;
     runtime::AppMounts m;
     const AppFiles& own = files.apps[i];
+    if (plan.engine.engine == runtime::Engine::none && plan.maps.new_userns)
+      POD_TRY(make_etc_mount_points(*lowers, own.upper, view_of(plan.maps.view.uids, 0), view_of(plan.maps.view.gids, 0),
+                                    plan.net_request.mode != runtime::NetMode::none));
     m.rootfs = POD_TRY(runtime::compose_rootfs(*lowers, own.upper, own.work, plan.maps.rootless, own.copy, fallback));
     if (fallback) notes.push_back(*fallback);
     for (const auto& v : volumes) {

@@ -148,6 +148,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   PodFiles files = POD_TRY(make_pod_files(pd->dir(), plan));
   RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
   std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));
+  for (const auto& v : vol_sources) rec.volume_sources.push_back(v.resolved);
   std::optional<runtime::PodCgroups> cgroups;
   if (plan.cgroup) {
     cgroups = POD_TRY_CTX(runtime::create_cgroups(*plan.cgroup, plan.limits), "the pod's cgroup");

@@ -71,6 +71,7 @@ struct VolumeSource {
   VolumeArg arg;
   sys::Fd dir;  // O_PATH, opened once: a symlink swapped in later changes nothing
   bool directory = true;
+  std::string resolved;  // the host path `dir` is at (pod.json's volume_sources)
 };
 [[nodiscard]] sys::Result<std::vector<VolumeSource>> open_volumes(const std::vector<VolumeArg>& volumes);
 

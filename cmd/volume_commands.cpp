@@ -1,5 +1,5 @@
 // pod volume remap: re-own a user's directory from one id map to another with the
-// shift engine. Root may remap any ids; an ordinary user only ids of their own (their
+// shift engine, never while a live pod of the store has it as a volume. Root may remap any ids; an ordinary user only ids of their own (their
 // uid and subordinate ranges), working inside the store's user namespace, where the
 // kernel lets them chown exactly those.
 #include <unistd.h>
@@ -8,7 +8,9 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "pod/cas/store.hpp"
 #include "pod/idmap/namespace.hpp"
+#include "pod/runtime/pods.hpp"
 #include "pod/shift/engine.hpp"
 #include "pod/sys/fs.hpp"
 
@@ -46,6 +48,31 @@ sys::Result<void> to_user_view(idmap::MapSpec& from, idmap::MapSpec& to) {
   return {};
 }
 
+bool at_or_below(const std::string& path, const std::string& dir) {
+  return path == dir || (path.starts_with(dir) && (dir == "/" || path[dir.size()] == '/'));
+}
+
+// Re-owning a tree a live pod has mounted would change files under its feet: refused while
+// a pod of the store (running, or being started) has a volume at, above or below `dir`.
+sys::Result<void> refuse_if_in_use(const std::string& dir) {
+  std::string path = globals().root;
+  if (path.empty()) path = POD_TRY(cas::default_store_path());
+  auto store = sys::open_dir(sys::FdRef::cwd(), path);
+  if (!store && store.error().code == ENOENT) return {};  // no store: no pods
+  if (!store) return sys::Unexpected(std::move(store.error()).context("the store '{}'", path));
+  std::vector<std::string> damaged;
+  auto pods = POD_TRY_CTX(runtime::list_pods(*store, &damaged), "the pods of the store '{}'", path);
+  for (const auto& p : pods) {
+    bool live = p.state == runtime::PodState::running || (p.state == runtime::PodState::prepared && p.locked);
+    if (!live) continue;
+    for (const auto& src : p.record.volume_sources)
+      if (at_or_below(src, dir) || at_or_below(dir, src))
+        return sys::make_error(EBUSY, "pod '{}' ({}) is {} with the volume '{}': stop it first (pod stop {})",
+                               p.record.name, p.record.uuid, runtime::state_name(p.state), src, p.record.name);
+  }
+  return {};
+}
+
 std::string summary_line(const shift::Summary& s, bool dry_run) {
   std::uint64_t skipped = s.done + s.links + s.other_fs;
   std::string detail;
@@ -76,6 +103,7 @@ sys::Result<int> remap(const RemapArgs& a) {
   // Opened before entering a namespace: these are the user's host paths.
   sys::Fd parent = POD_TRY(sys::open_dir(sys::FdRef::cwd(), parent_path));
   sys::Fd top = POD_TRY(sys::open_at(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  if (!a.verify && !a.dry_run) POD_TRY(refuse_if_in_use(POD_TRY(sys::fd_path(top))));
   if (::geteuid() != 0) POD_TRY(to_user_view(from, to));
 
   shift::Options o;

@@ -209,6 +209,7 @@ std::string record_to_json(const PodRecord& r) {
          {"shift_keys", r.shift_keys},
          {"rootless", r.rootless},
          {"cgroups", r.cgroups},
+         {"volume_sources", r.volume_sources},
          {"pid", r.pid},
          {"start_time", r.start_time},
          {"net", detail::net_to_json(r.net)}};
@@ -248,6 +249,9 @@ sys::Result<PodRecord> record_from_json(std::string_view text) {
     POD_TRY(read(j, "cgroups", "", r.cgroups));
     for (std::size_t i = 0; i < r.cgroups.size(); ++i)
       if (!r.cgroups[i].starts_with("/sys/fs/cgroup/")) return bad(fmt::format("cgroups[{}]", i), "is not below /sys/fs/cgroup");
+    POD_TRY(read(j, "volume_sources", "", r.volume_sources));
+    for (std::size_t i = 0; i < r.volume_sources.size(); ++i)
+      if (!r.volume_sources[i].starts_with('/')) return bad(fmt::format("volume_sources[{}]", i), "is not an absolute path");
     POD_TRY(read_int(j, "pid", "", r.pid, 0, INT32_MAX));
     POD_TRY(read_int(j, "start_time", "", r.start_time, 0, UINT64_MAX));
     if (const json* n = POD_TRY(member(j, "net", "", false))) r.net = POD_TRY(detail::net_from_json(*n));

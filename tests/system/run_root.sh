@@ -37,6 +37,12 @@ for engine in chown idmap; do
   assert_eq "${lines[9]}" 65536 "$engine: uid_map count"
 done
 
+note "--shift none under a leased map: the store's owners show as nobody, and /etc/hostname and hosts, which the image lacks, are there"
+out=$(pod run --name plain --net none --shift none fixture:v1 -- sh -c 'stat -c "%u:%g" /srv /etc; cat /etc/hostname; grep -c "^127.0.0.1" /etc/hosts; test -e /etc/resolv.conf && echo resolv || echo no-resolv; id -u')
+assert_eq "$(echo $out)" "65534:65534 65534:65534 plain 1 no-resolv 1234" "none: owners, /etc files, the image's user"
+uuid=$(pod list --json | jq -r '.[] | select(.name=="plain") | .uuid')
+assert_eq "$(stat -c '%u:%g %a' "$STORE/pods/$uuid/upper/etc")" "$(stat -c '%u:%g %a' "$ROOTFS/etc")" "none: the upper etc/ keeps the image's owner and mode"
+
 note "idmap changed no inode of the store"
 assert_eq "$(snapshot "$STORE/trees")" "$store_before" "store trees after idmap and chown pods"
 

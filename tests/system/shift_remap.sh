@@ -92,6 +92,21 @@ note "overlapping maps are refused"
 expect_fail 1 "$POD" volume remap "$T/ref/vol" --from 0:200000:65536 --to 0:250000:65536
 assert_contains "$ERR" "the source and target maps share host uid 250000"
 
+note "refused while a running pod has the directory, or one below it, as a volume"
+pod image import "$POD_DEFAULT_IMAGE" --name busybox >/dev/null 2>&1
+rm -rf "$T/u" && mkdir -p "$T/u/vol/sub" && chown -R 100000:100000 "$T/u/vol"
+pod run -d --name vol-user --net none --volume "$T/u/vol/sub:/data" busybox -- sleep 60 >/dev/null
+uuid=$(pod status --json vol-user | jq -r .uuid)
+expect_fail 1 pod volume remap "$T/u/vol" --from $FROM --to $TO
+assert_eq "$ERR" "pod: remapping '$T/u/vol': pod 'vol-user' ($uuid) is running with the volume '$T/u/vol/sub': stop it first (pod stop vol-user) (EBUSY)"
+expect_fail 1 pod volume remap "$T/u/vol/sub" --from $FROM --to $TO
+assert_eq "$(stat -c %u "$T/u/vol" "$T/u/vol/sub" | tr '\n' ' ')" "100000 100000 " "owners after the refused remaps"
+pod volume remap --dry-run "$T/u/vol" --from $FROM --to $TO >/dev/null || fail "--dry-run was refused while the pod runs"
+pod stop vol-user --timeout 1
+pod volume remap "$T/u/vol" --from $FROM --to $TO >/dev/null
+assert_eq "$(stat -c %u "$T/u/vol/sub")" 200000 "owner after the pod stopped"
+pod rm vol-user
+
 note "as an ordinary user"
 make_test_user 400000 65536
 home=$(getent passwd "$TEST_USER" | cut -d: -f6)

@@ -47,6 +47,7 @@ struct PodRecord {
   std::vector<std::string> shift_keys;  // shifted-tree cache entries the pod references
   bool rootless = false;    // made by an ordinary user (the store's user namespace)
   std::vector<std::string> cgroups;  // the pod's cgroup directories (cgroup.hpp), removed with it
+  std::vector<std::string> volume_sources;  // the host paths of its volumes, resolved at start
   pid_t pid = 0;            // the init, in the host's pid namespace; 0 until started
   std::uint64_t start_time = 0;  // of that pid (/proc/PID/stat field 22), against pid reuse
   NetRecord net;            // the network as set up, undone by rm and gc
