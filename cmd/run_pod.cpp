@@ -24,6 +24,7 @@
 #include "run_cgroup.hpp"
 #include "run_net.hpp"
 #include "run_setup.hpp"
+#include "volume_shift.hpp"
 
 namespace pod::cmd {
 
@@ -148,6 +149,11 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   PodFiles files = POD_TRY(make_pod_files(pd->dir(), plan));
   RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
   std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));
+  for (const auto& v : vol_sources) {
+    if (!v.arg.chown) continue;
+    POD_TRY_CTX(refuse_if_in_use(st.store.dir(), v.resolved), "volume '{}'", v.arg.source);
+    POD_TRY_CTX(chown_volume(v, plan.maps.view), "volume '{}' (chown)", v.arg.source);
+  }
   for (const auto& v : vol_sources) rec.volume_sources.push_back(v.resolved);
   std::optional<runtime::PodCgroups> cgroups;
   if (plan.cgroup) {

@@ -91,14 +91,15 @@ sys::Result<std::vector<VolumeArg>> parse_volumes(const std::vector<std::string>
         std::string_view o = opts.substr(0, comma);
         if (o == "ro") v.read_only = true;
         else if (o == "idmap") v.idmap = true;
-        else if (o == "chown" || o == "acl")
-          return fail(fmt::format("option '{}' is not available in this version (use 'idmap' as root, or "
-                                  "`pod volume remap` first)",
-                                  o));
-        else return fail(fmt::format("unknown option '{}' (ro, idmap)", o));
+        else if (o == "chown") v.chown = true;
+        else if (o == "acl")
+          return fail("option 'acl' is not available in this version (use 'chown', 'idmap' as root, or "
+                      "`pod volume remap` first)");
+        else return fail(fmt::format("unknown option '{}' (ro, idmap, chown)", o));
         opts = comma == std::string_view::npos ? "" : opts.substr(comma + 1);
       }
     }
+    if (v.idmap && v.chown) return fail("idmap and chown are two ways to the same end: choose one");
     out.push_back(std::move(v));
   }
   return out;

@@ -25,7 +25,7 @@ namespace pod::cmd {
 
 struct VolumeArg {
   std::string source, target;
-  bool read_only = false, idmap = false;
+  bool read_only = false, idmap = false, chown = false;
 };
 [[nodiscard]] sys::Result<std::vector<VolumeArg>> parse_volumes(const std::vector<std::string>& specs);
 

@@ -10,9 +10,9 @@
 #include "context.hpp"
 #include "pod/cas/store.hpp"
 #include "pod/idmap/namespace.hpp"
-#include "pod/runtime/pods.hpp"
 #include "pod/shift/engine.hpp"
 #include "pod/sys/fs.hpp"
+#include "volume_shift.hpp"
 
 namespace pod::cmd {
 
@@ -48,29 +48,14 @@ sys::Result<void> to_user_view(idmap::MapSpec& from, idmap::MapSpec& to) {
   return {};
 }
 
-bool at_or_below(const std::string& path, const std::string& dir) {
-  return path == dir || (path.starts_with(dir) && (dir == "/" || path[dir.size()] == '/'));
-}
-
-// Re-owning a tree a live pod has mounted would change files under its feet: refused while
-// a pod of the store (running, or being started) has a volume at, above or below `dir`.
+// The store's pods, for refuse_if_in_use; no store at all has none.
 sys::Result<void> refuse_if_in_use(const std::string& dir) {
   std::string path = globals().root;
   if (path.empty()) path = POD_TRY(cas::default_store_path());
   auto store = sys::open_dir(sys::FdRef::cwd(), path);
-  if (!store && store.error().code == ENOENT) return {};  // no store: no pods
+  if (!store && store.error().code == ENOENT) return {};
   if (!store) return sys::Unexpected(std::move(store.error()).context("the store '{}'", path));
-  std::vector<std::string> damaged;
-  auto pods = POD_TRY_CTX(runtime::list_pods(*store, &damaged), "the pods of the store '{}'", path);
-  for (const auto& p : pods) {
-    bool live = p.state == runtime::PodState::running || (p.state == runtime::PodState::prepared && p.locked);
-    if (!live) continue;
-    for (const auto& src : p.record.volume_sources)
-      if (at_or_below(src, dir) || at_or_below(dir, src))
-        return sys::make_error(EBUSY, "pod '{}' ({}) is {} with the volume '{}': stop it first (pod stop {})",
-                               p.record.name, p.record.uuid, runtime::state_name(p.state), src, p.record.name);
-  }
-  return {};
+  return cmd::refuse_if_in_use(*store, dir);
 }
 
 std::string summary_line(const shift::Summary& s, bool dry_run) {

@@ -114,6 +114,25 @@ expect_fail 1 pod run --rm --volume "$vol:/v:ro" busybox -- sh -c 'echo x > /v/g
 out=$(pod run --rm --volume "$vol:/v:idmap" busybox -- stat -c %u /v/f)
 assert_eq "$out" 0 "an idmapped volume shows host root's file as the pod's root"
 
+note "volumes: chown re-owns the tree into the pod's map, and from one pod's map into the next's"
+cv=$T/cv; mkdir -p "$cv/vol/app"; echo data >"$cv/vol/app/f"; chown -R 1234:5678 "$cv/vol/app"
+m1=0:$((0x6ffe0000)):65536 m2=0:$((0x6ffd0000)):65536
+out=$(pod run --rm --net none --userns $m1 --volume "$cv/vol:/v:chown" busybox -- sh -c 'stat -c %u:%g /v /v/app /v/app/f; echo w > /v/new')
+assert_eq "$(echo $out)" "0:0 1234:5678 1234:5678" "chown: owners inside the first pod"
+assert_eq "$(stat -c %u:%g "$cv/vol" "$cv/vol/app" "$cv/vol/new" | tr '\n' ' ')" \
+  "$((0x6ffe0000)):$((0x6ffe0000)) $((0x6ffe0000 + 1234)):$((0x6ffe0000 + 5678)) $((0x6ffe0000)):$((0x6ffe0000)) " "chown: host owners"
+out=$(pod run --rm --net none --userns $m2 --volume "$cv/vol:/v:chown" busybox -- stat -c %u:%g /v /v/app/f /v/new)
+assert_eq "$(echo $out)" "0:0 1234:5678 0:0" "chown: owners inside a pod of another map"
+assert_eq "$(stat -c %u "$cv/vol/app/f")" $((0x6ffd0000 + 1234)) "chown: host owner after the second pod"
+pod run -d --name cv-user --net none --userns $m2 --volume "$cv/vol:/v:chown" busybox -- sleep 60 >/dev/null
+expect_fail 125 pod run --rm --net none --userns $m1 --volume "$cv/vol/app:/v:chown" busybox -- true
+assert_contains "$ERR" "volume '$cv/vol/app': pod 'cv-user' ("
+assert_contains "$ERR" "is running with the volume '$cv/vol': stop it first (pod stop cv-user) (EBUSY)"
+assert_eq "$(stat -c %u "$cv/vol/app/f")" $((0x6ffd0000 + 1234)) "chown: a refused pod changed nothing"
+pod stop cv-user --timeout 1; pod rm cv-user
+expect_fail 125 pod run --rm --volume "$cv/vol:/v:chown,idmap" busybox -- true
+assert_eq "$ERR" "pod: --volume '$cv/vol:/v:chown,idmap': idmap and chown are two ways to the same end: choose one (EINVAL)"
+
 note "--plan changes nothing"
 before=$(snapshot "$STORE")
 out=$(pod run --plan --shift chown fixture:v1 -- true)

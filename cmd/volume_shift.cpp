@@ -1,0 +1,61 @@
+#include "volume_shift.hpp"
+
+#include <fcntl.h>
+
+#include "pod/runtime/pods.hpp"
+#include "pod/shift/engine.hpp"
+#include "pod/sys/fs.hpp"
+
+namespace pod::cmd {
+
+namespace {
+
+bool at_or_below(const std::string& path, const std::string& dir) {
+  return path == dir || (path.starts_with(dir) && (dir == "/" || path[dir.size()] == '/'));
+}
+
+idmap::IdMap identity_over(const idmap::IdMap& m) {
+  idmap::IdMap out;
+  for (const auto& e : m.extents) out.extents.push_back({e.inner, e.inner, e.count});
+  return out;
+}
+
+}  // namespace
+
+sys::Result<void> refuse_if_in_use(sys::FdRef store_dir, const std::string& dir) {
+  std::vector<std::string> damaged;
+  auto pods = POD_TRY_CTX(runtime::list_pods(store_dir, &damaged), "the pods of the store");
+  for (const auto& p : pods) {
+    bool live = p.state == runtime::PodState::running || (p.state == runtime::PodState::prepared && p.locked);
+    if (!live) continue;
+    for (const auto& src : p.record.volume_sources)
+      if (at_or_below(src, dir) || at_or_below(dir, src))
+        return sys::make_error(EBUSY, "pod '{}' ({}) is {} with the volume '{}': stop it first (pod stop {})",
+                               p.record.name, p.record.uuid, runtime::state_name(p.state), src, p.record.name);
+  }
+  return {};
+}
+
+sys::Result<void> chown_volume(const VolumeSource& v, const idmap::MapSpec& pod_map) {
+  if (!v.directory) return sys::make_error(ENOTDIR, "chown re-owns a directory tree; '{}' is a file", v.arg.source);
+  std::string base = v.resolved.substr(v.resolved.rfind('/') + 1);
+  if (base.empty()) return sys::make_error(EINVAL, "chown of the root directory is refused");
+  sys::Fd top = POD_TRY(sys::open_at(v.dir, ".", O_RDONLY | O_DIRECTORY));
+  sys::Fd parent = POD_TRY(sys::open_at(v.dir, "..", O_RDONLY | O_DIRECTORY));
+  shift::JournalFiles journal(parent, "." + base + ".pod-remap");
+  auto found = POD_TRY(journal.read());
+  idmap::MapSpec from{identity_over(pod_map.uids), identity_over(pod_map.gids)};
+  if (found) {
+    // Done: the tree is in its target map. Interrupted: resume it (the engine refuses
+    // when that run's target is another map than ours).
+    auto text = found->state == shift::Journal::State::done ? found->to : found->from;
+    from = POD_TRY_CTX(idmap::parse_map_spec(text), "the journal '{}' beside the volume", journal.name());
+  }
+  if (shift::canonical_text(from) == shift::canonical_text(pod_map) && (!found || found->state == shift::Journal::State::done))
+    return {};
+  shift::Options o;
+  POD_TRY(shift::shift_tree(top, journal, from, pod_map, o));
+  return {};
+}
+
+}  // namespace pod::cmd
