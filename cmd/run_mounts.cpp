@@ -33,13 +33,6 @@ std::string now_rfc3339() {
   return buf;
 }
 
-// The id `pod` sees for the pod's id `inner` (the pod's root for 0).
-std::uint32_t view_of(const idmap::IdMap& m, std::uint32_t inner) {
-  for (const auto& e : m.extents)
-    if (inner >= e.inner && inner - e.inner < e.count) return e.outer + (inner - e.inner);
-  return 65534;
-}
-
 sys::Result<sys::Fd> clone_tree(sys::FdRef dir) {
   int fd = static_cast<int>(
       ::syscall(SYS_open_tree, dir.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
@@ -107,6 +100,12 @@ sys::Result<void> make_etc_mount_points(const std::vector<sys::Fd>& lowers, sys:
 }
 
 }  // namespace
+
+std::uint32_t view_of(const idmap::IdMap& m, std::uint32_t inner) {
+  for (const auto& e : m.extents)
+    if (inner >= e.inner && inner - e.inner < e.count) return e.outer + (inner - e.inner);
+  return 65534;
+}
 
 sys::Result<sys::Fd> made_dir(sys::FdRef dir, std::string_view name, mode_t mode) {
   POD_TRY(sys::ensure_dir(dir, name, mode));

@@ -150,9 +150,11 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
   std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));
   for (const auto& v : vol_sources) {
-    if (!v.arg.chown) continue;
-    POD_TRY_CTX(refuse_if_in_use(st.store.dir(), v.resolved), "volume '{}'", v.arg.source);
-    POD_TRY_CTX(chown_volume(v, plan.maps.view), "volume '{}' (chown)", v.arg.source);
+    if (v.arg.chown) {
+      POD_TRY_CTX(refuse_if_in_use(st.store.dir(), v.resolved), "volume '{}'", v.arg.source);
+      POD_TRY_CTX(chown_volume(v, plan.maps.view), "volume '{}' (chown)", v.arg.source);
+    }
+    if (v.arg.acl) POD_TRY_CTX(grant_volume(v, plan), "volume '{}' (acl)", v.arg.source);
   }
   for (const auto& v : vol_sources) rec.volume_sources.push_back(v.resolved);
   std::optional<runtime::PodCgroups> cgroups;

@@ -92,14 +92,12 @@ sys::Result<std::vector<VolumeArg>> parse_volumes(const std::vector<std::string>
         if (o == "ro") v.read_only = true;
         else if (o == "idmap") v.idmap = true;
         else if (o == "chown") v.chown = true;
-        else if (o == "acl")
-          return fail("option 'acl' is not available in this version (use 'chown', 'idmap' as root, or "
-                      "`pod volume remap` first)");
-        else return fail(fmt::format("unknown option '{}' (ro, idmap, chown)", o));
+        else if (o == "acl") v.acl = true;
+        else return fail(fmt::format("unknown option '{}' (ro, idmap, chown, acl)", o));
         opts = comma == std::string_view::npos ? "" : opts.substr(comma + 1);
       }
     }
-    if (v.idmap && v.chown) return fail("idmap and chown are two ways to the same end: choose one");
+    if (v.idmap + v.chown + v.acl > 1) return fail("idmap, chown and acl are three ways to the same end: choose one");
     out.push_back(std::move(v));
   }
   return out;

@@ -25,7 +25,7 @@ namespace pod::cmd {
 
 struct VolumeArg {
   std::string source, target;
-  bool read_only = false, idmap = false, chown = false;
+  bool read_only = false, idmap = false, chown = false, acl = false;
 };
 [[nodiscard]] sys::Result<std::vector<VolumeArg>> parse_volumes(const std::vector<std::string>& specs);
 
@@ -46,6 +46,10 @@ struct ImageLayers {
 
 // `name` below `dir`, made when missing, opened.
 [[nodiscard]] sys::Result<sys::Fd> made_dir(sys::FdRef dir, std::string_view name, mode_t mode);
+
+// The id `pod` sees for the pod's id `inner` under `m` (the pod's view map); 65534 when
+// `m` does not map it.
+[[nodiscard]] std::uint32_t view_of(const idmap::IdMap& m, std::uint32_t inner);
 
 // Directories and files of the pod, below STORE/pods/<uuid>.
 // Each app has a writable layer of its own: pods/<uuid>/upper, work and copy for the

@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+
 #include "pod/runtime/pods.hpp"
+#include "pod/shift/acl_grant.hpp"
 #include "pod/shift/engine.hpp"
 #include "pod/sys/fs.hpp"
 
@@ -18,6 +21,10 @@ idmap::IdMap identity_over(const idmap::IdMap& m) {
   idmap::IdMap out;
   for (const auto& e : m.extents) out.extents.push_back({e.inner, e.inner, e.count});
   return out;
+}
+
+void add_once(std::vector<std::uint32_t>& v, std::uint32_t id) {
+  if (std::find(v.begin(), v.end(), id) == v.end()) v.push_back(id);
 }
 
 }  // namespace
@@ -55,6 +62,21 @@ sys::Result<void> chown_volume(const VolumeSource& v, const idmap::MapSpec& pod_
     return {};
   shift::Options o;
   POD_TRY(shift::shift_tree(top, journal, from, pod_map, o));
+  return {};
+}
+
+
+sys::Result<void> grant_volume(const VolumeSource& v, const Plan& plan) {
+  shift::AclGrant g;
+  add_once(g.uids, view_of(plan.maps.view.uids, 0));
+  add_once(g.gids, view_of(plan.maps.view.gids, 0));
+  for (const auto& a : plan.apps) {
+    add_once(g.uids, view_of(plan.maps.view.uids, a.app.uid));
+    add_once(g.gids, view_of(plan.maps.view.gids, a.app.gid));
+  }
+  if (!v.directory) return sys::make_error(ENOTDIR, "acl grants access to a directory tree; '{}' is a file", v.arg.source);
+  sys::Fd top = POD_TRY(sys::open_at(v.dir, ".", O_RDONLY | O_DIRECTORY));
+  POD_TRY(shift::grant_tree(top, g));
   return {};
 }
 

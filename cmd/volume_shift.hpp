@@ -21,4 +21,8 @@ namespace pod::cmd {
 // tree is in `pod_map` already.
 [[nodiscard]] sys::Result<void> chown_volume(const VolumeSource& v, const idmap::MapSpec& pod_map);
 
+// --volume SRC:DST:acl: the pod's root and each app's user and group (as `pod` sees them)
+// get ACL entries on the volume's tree, the owners unchanged (shift/acl_grant.hpp).
+[[nodiscard]] sys::Result<void> grant_volume(const VolumeSource& v, const Plan& plan);
+
 }  // namespace pod::cmd

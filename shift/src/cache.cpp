@@ -45,7 +45,9 @@ Result<void> write_refs(sys::FdRef dir, const Refs& refs) {
   json o = json::object();
   for (auto& [k, pods] : refs)
     if (!pods.empty()) o[k] = pods;
-  return sys::write_file_atomic(dir, kRefs, o.dump(2) + "\n", 0600);
+  // Which pods use which entry is state of running pods, which a crash ends anyway: no
+  // fsync (two per pod on the start path of a cached tree, some 5 ms here).
+  return sys::write_file_atomic(dir, kRefs, o.dump(2) + "\n", 0600, sys::Sync::no);
 }
 
 std::string origin_text(std::string_view digest, const std::string& from, const std::string& to) {

@@ -131,7 +131,19 @@ assert_contains "$ERR" "is running with the volume '$cv/vol': stop it first (pod
 assert_eq "$(stat -c %u "$cv/vol/app/f")" $((0x6ffd0000 + 1234)) "chown: a refused pod changed nothing"
 pod stop cv-user --timeout 1; pod rm cv-user
 expect_fail 125 pod run --rm --volume "$cv/vol:/v:chown,idmap" busybox -- true
-assert_eq "$ERR" "pod: --volume '$cv/vol:/v:chown,idmap': idmap and chown are two ways to the same end: choose one (EINVAL)"
+assert_eq "$ERR" "pod: --volume '$cv/vol:/v:chown,idmap': idmap, chown and acl are three ways to the same end: choose one (EINVAL)"
+
+note "volumes: acl grants the pod's ids access by ACL entries, the owners unchanged"
+for d in "$T/av" "$T/av-plain"; do mkdir -p "$d/d"; echo secret >"$d/d/f"; chmod 700 "$d" "$d/d"; chmod 600 "$d/d/f"; done
+expect_fail 1 pod run --rm --net none --userns $m1 --volume "$T/av-plain:/v" busybox -- cat /v/d/f
+assert_contains "$ERR" "Permission denied"
+out=$(pod run --rm --net none --userns $m1 --volume "$T/av:/v:acl" busybox -- sh -c 'cat /v/d/f; echo new > /v/d/g; stat -c %u:%g /v/d/f')
+assert_eq "$(echo $out)" "secret 65534:65534" "acl: the pod reads and writes, the owner stays the host's (unmapped inside)"
+assert_eq "$(stat -c %u:%g "$T/av/d/f")" "0:0" "acl: host owner unchanged"
+r=$((0x6ffe0000))
+assert_eq "$(getfacl -n --omit-header "$T/av/d/f" | grep -E "^(user|group):$r:" | tr '\n' ' ')" "user:$r:rw- group:$r:rw- " "acl: entries on a file"
+assert_contains "$(getfacl -n --omit-header -d "$T/av/d")" "user:$r:rwx" "acl: default entry on a directory"
+assert_contains "$(getfacl -n --omit-header "$T/av/d/g")" "user:$r:rwx" "acl: a file the pod made inherits the grant"
 
 note "--plan changes nothing"
 before=$(snapshot "$STORE")
