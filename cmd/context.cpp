@@ -7,6 +7,7 @@
 
 #include "pod/idmap/userns.hpp"
 #include "pod/idmap/userns_keeper.hpp"
+#include "pod/sys/sealed_exe.hpp"
 
 namespace pod::cmd {
 
@@ -70,6 +71,13 @@ sys::Result<OpenStore> open_store(sys::FileLock::Mode mode) {
   cas::OwnershipBasis basis = POD_TRY(enter_store_namespace());
   cas::Store store = POD_TRY(cas::Store::open(path, mode));
   return OpenStore{std::move(store), std::move(basis)};
+}
+
+sys::Result<void> seal_exe_if_exposed(bool pod_root_is_host_root) {
+  if (sys::running_sealed() || !(pod_root_is_host_root || sys::exe_writable_by_others())) return {};
+  std::vector<char*> argv = globals().argv;
+  argv.push_back(nullptr);
+  return sys::reexec_sealed(argv.data());
 }
 
 sys::Result<std::uint64_t> parse_size(std::string_view text) {

@@ -37,6 +37,11 @@ struct OpenStore {
 // Enters the store's user namespace (ordinary users; nothing for root), once.
 [[nodiscard]] sys::Result<cas::OwnershipBasis> enter_store_namespace();
 
+// Before pod starts a pod or enters one: re-executes from a sealed copy of itself when the
+// pod's ids could write our executable (sys/sealed_exe.hpp): when the file is writable by
+// ids other than host root, or `pod_root_is_host_root`. Returns when nothing is needed.
+[[nodiscard]] sys::Result<void> seal_exe_if_exposed(bool pod_root_is_host_root);
+
 // "512M", "1.5G", "4096": bytes, with binary suffixes K, M, G, T.
 [[nodiscard]] sys::Result<std::uint64_t> parse_size(std::string_view text);
 

@@ -227,6 +227,9 @@ int run_enter(const std::string& which, const std::string& app_name, std::vector
     }
   }
   if (!app) return fail({ENOENT, fmt::format("{} has no app", label(r))});
+  bool host_root = false;
+  for (const auto& e : r.uids.extents) host_root = host_root || e.outer == 0;
+  if (auto s = seal_exe_if_exposed(host_root); !s) return fail(s.error());
   auto pidfd = runtime::open_app(r, *app);
   if (!pidfd) return fail(pidfd.error());
   runtime::App a = app->app;

@@ -67,9 +67,22 @@ sys::Result<sys::ExitStatus> wait_forwarding(runtime::RunningPod& pod) {
   }
 }
 
+// The pod's root is host root: root's `--userns host`, or a map of root's own that maps
+// host uid 0 (ordinary users cannot map it).
+bool pod_root_is_host_root(const RunArgs& a) {
+  if (::geteuid() != 0) return false;
+  if (a.userns == "host") return true;
+  auto m = idmap::parse_map_spec(a.userns);
+  if (!m) return false;
+  for (const auto& e : m->uids.extents)
+    if (e.outer == 0) return true;
+  return false;
+}
+
 }  // namespace
 
 sys::Result<int> run_pod_impl(const RunArgs& a) {
+  if (!a.plan) POD_TRY(seal_exe_if_exposed(pod_root_is_host_root(a)));
   Plan plan;
   plan.uuid = runtime::new_uuid();
   plan.name = a.name.empty() ? default_pod_name(a.apps[0].image, plan.uuid) : a.name;

@@ -81,6 +81,21 @@ assert_eq "$(upod list --json)" "[]" "pods after gc"
 [[ -z $(ls -A "$ustore/pods" 2>/dev/null | grep -v '^\.' || true) ]] || fail "pod directories left: $(ls -A "$ustore/pods")"
 assert_eq "$(grep -c . /proc/self/mountinfo)" "$mounts_before" "mounts on the host"
 
+note "a pod binary the pod's ids could write runs pods from a sealed copy of itself (the /proc/self/exe attack)"
+install -d -m 0755 "$T/own"
+install -m 0755 -o "$TEST_USER" "$POD" "$T/own/pod"
+own_sha=$(sha256sum <"$T/own/pod")
+as_user "$T/own/pod" run -d --name sealed busybox -- sleep 30 >/dev/null
+pid=$(upod status --json sealed | jq -r .pid)
+assert_eq "$(readlink /proc/$pid/exe)" "/memfd:pod-sealed (deleted)" "the init's executable, from a user-owned pod"
+{ echo x >>"/proc/$pid/exe"; } 2>/dev/null && fail "root could write the sealed copy"
+assert_eq "$(as_user "$T/own/pod" enter sealed -- true; echo $?)" 0 "enter with the user-owned pod"
+upod stop sealed --timeout 1 && upod rm sealed
+assert_eq "$(sha256sum <"$T/own/pod")" "$own_sha" "the user-owned pod binary"
+upod run -d --name plain busybox -- sleep 30 >/dev/null
+assert_eq "$(readlink /proc/$(upod status --json plain | jq -r .pid)/exe)" "$POD" "the init's executable, from a root-owned pod (nothing to seal)"
+upod stop plain --timeout 1 && upod rm plain
+
 note "the store namespace's keeper: later commands join its namespace; a stale pid file is not trusted"
 pidfile=$TEST_RUNTIME_DIR/pod/userns.pid
 keeper=$(cat "$pidfile")
