@@ -1,7 +1,8 @@
 // pod volume remap: re-own a user's directory from one id map to another with the
-// shift engine, never while a live pod of the store has it as a volume. Root may remap any ids; an ordinary user only ids of their own (their
-// uid and subordinate ranges), working inside the store's user namespace, where the
-// kernel lets them chown exactly those.
+// shift engine, never while a live pod of the store has it as a volume. Root may remap
+// any ids; an ordinary user only ids of their own (their uid and subordinate ranges),
+// working inside the store's user namespace, where the kernel lets them chown exactly
+// those.
 #include <unistd.h>
 
 #include <cstdio>
@@ -48,14 +49,14 @@ sys::Result<void> to_user_view(idmap::MapSpec& from, idmap::MapSpec& to) {
   return {};
 }
 
-// The store's pods, for refuse_if_in_use; no store at all has none.
-sys::Result<void> refuse_if_in_use(const std::string& dir) {
+// refuse_if_in_use for the store of --root (or the default one); no store has no pods.
+sys::Result<void> refuse_if_store_uses(const std::string& dir) {
   std::string path = globals().root;
   if (path.empty()) path = POD_TRY(cas::default_store_path());
   auto store = sys::open_dir(sys::FdRef::cwd(), path);
   if (!store && store.error().code == ENOENT) return {};
   if (!store) return sys::Unexpected(std::move(store.error()).context("the store '{}'", path));
-  return cmd::refuse_if_in_use(*store, dir);
+  return refuse_if_in_use(*store, dir);
 }
 
 std::string summary_line(const shift::Summary& s, bool dry_run) {
@@ -88,7 +89,7 @@ sys::Result<int> remap(const RemapArgs& a) {
   // Opened before entering a namespace: these are the user's host paths.
   sys::Fd parent = POD_TRY(sys::open_dir(sys::FdRef::cwd(), parent_path));
   sys::Fd top = POD_TRY(sys::open_at(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-  if (!a.verify && !a.dry_run) POD_TRY(refuse_if_in_use(POD_TRY(sys::fd_path(top))));
+  if (!a.verify && !a.dry_run) POD_TRY(refuse_if_store_uses(POD_TRY(sys::fd_path(top))));
   if (::geteuid() != 0) POD_TRY(to_user_view(from, to));
 
   shift::Options o;

@@ -54,7 +54,7 @@ struct InitState {
   // Buffers the init fills without allocating.
   std::vector<AppVolume> volumes;          // kMaxVolumes
   // kMaxVolumes targets of PATH_MAX each, where the volumes' paths point. Left
-  // uninitialized: half a megabyte that only the pages of the volumes sent are touched of.
+  // uninitialized: of its half megabyte, only the pages the volumes use are touched.
   std::unique_ptr<char[]> volume_targets;
   std::vector<int> keep;                   // fds the init keeps, room for all
   std::vector<pid_t> pids;
