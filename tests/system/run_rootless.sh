@@ -109,7 +109,6 @@ for _ in $(seq 50); do [[ -e /proc/$keeper ]] || break; sleep 0.1; done
 [[ ! -e /proc/$keeper && ! -e $pidfile ]] || fail "the keeper did not end on SIGTERM, or left its pid file"
 # another process of the user, in the host's user namespace, named by the pid file: not joined, not signalled
 as_user sleep 30 &
-decoy=$!
 sleep 0.3
 decoy=$(pgrep -u "$TEST_USER" -x sleep)
 echo "$decoy" >"$pidfile"
