@@ -65,7 +65,6 @@ sys::Result<void> chown_volume(const VolumeSource& v, const idmap::MapSpec& pod_
   return {};
 }
 
-
 sys::Result<void> grant_volume(const VolumeSource& v, const Plan& plan) {
   shift::AclGrant g;
   add_once(g.uids, view_of(plan.maps.view.uids, 0));
