@@ -7,6 +7,7 @@
 # cgroups changed; an ordinary user asking for limits on cgroup v1 gets the reason.
 source "$(dirname "$0")/lib.sh"
 need_root
+keep_default_network_as_found
 [[ -d /sys/fs/cgroup ]] || skip "no /sys/fs/cgroup"
 V2=0
 [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] && V2=1

@@ -49,6 +49,14 @@ snapshot() {
    getfattr -R -d -m - --absolute-names "$dir" 2>/dev/null | LC_ALL=C sort) || true
 }
 
+# Root's pods default to the CNI bridge: pod installs /etc/pod/net.d/pod0.conflist and the
+# pod0 bridge on first use. A test that may make them removes them at exit, unless they
+# were there before.
+keep_default_network_as_found() {
+  [[ -e /etc/pod/net.d/pod0.conflist ]] || at_exit "rm -f /etc/pod/net.d/pod0.conflist; rmdir /etc/pod/net.d /etc/pod 2>/dev/null"
+  ip link show pod0 >/dev/null 2>&1 || at_exit "ip link del pod0 2>/dev/null"
+}
+
 # An ordinary user with subordinate ids, removed at exit. Sets TEST_USER, SUBID_START.
 make_test_user() {
   need_root

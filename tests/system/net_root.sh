@@ -9,9 +9,7 @@ need_root
 command -v curl >/dev/null || skip "curl missing"
 command -v jq >/dev/null || skip "jq missing"
 
-CONF=/etc/pod/net.d/pod0.conflist
-if [[ ! -e $CONF ]]; then at_exit "rm -f $CONF; rmdir /etc/pod/net.d /etc/pod 2>/dev/null"; fi
-ip link show pod0 >/dev/null 2>&1 || at_exit "ip link del pod0 2>/dev/null"
+keep_default_network_as_found
 pod image import "$POD_DEFAULT_IMAGE" --name busybox >/dev/null
 at_exit "'$POD' --root '$STORE' stop srv >/dev/null 2>&1; '$POD' --root '$STORE' stop web >/dev/null 2>&1; \
   '$POD' --root '$STORE' stop rate >/dev/null 2>&1; '$POD' --root '$STORE' stop k >/dev/null 2>&1; \

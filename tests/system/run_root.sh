@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fixtures.sh"
 need_root
+keep_default_network_as_found
 
 ROOTFS=$T/rootfs
 make_rootfs "$ROOTFS"
