@@ -17,15 +17,15 @@ namespace {
 
 idmap::IdMap identity(std::uint32_t count) { return idmap::IdMap{{{0, 0, count}}}; }
 
+bool is_root() { return ::geteuid() == 0 && ::getuid() == 0; }
+
+}  // namespace
+
 idmap::IdMap inner_identity(const idmap::IdMap& m) {
   idmap::IdMap out;
   for (const auto& e : m.extents) out.extents.push_back({e.inner, e.inner, e.count});
   return out;
 }
-
-bool is_root() { return ::geteuid() == 0 && ::getuid() == 0; }
-
-}  // namespace
 
 sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& store_path, const std::string& pod_name,
                                  const std::string& pod_uuid, bool dry_run) {

@@ -21,6 +21,9 @@ struct PodMaps {
   bool rootless = false;
 };
 
+// The map that sends each inner id of `m` to itself: ids as they are, over m's ranges.
+[[nodiscard]] idmap::IdMap inner_identity(const idmap::IdMap& m);
+
 // Decides the maps for `policy` ("" means the default: keep for users, auto for root).
 // Reads /etc/subuid and the ledger of `store_path`; allocates a lease named after the
 // pod unless `dry_run` (then the lease is chosen but not written). Must run before the

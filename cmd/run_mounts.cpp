@@ -165,8 +165,7 @@ sys::Result<RootfsSources> prepare_sources(const cas::Store& store, std::vector<
   // Files in the store carry the image's ids as the store keeps them; the pod's files
   // must carry them as the pod's map says, over the same inner ranges.
   runtime::RootfsMaps maps;
-  for (const auto& e : plan.maps.view.uids.extents) maps.stored.uids.extents.push_back({e.inner, e.inner, e.count});
-  for (const auto& e : plan.maps.view.gids.extents) maps.stored.gids.extents.push_back({e.inner, e.inner, e.count});
+  maps.stored = {inner_identity(plan.maps.view.uids), inner_identity(plan.maps.view.gids)};
   maps.pod = plan.maps.view;
   for (auto& img : images) {
     s.lowers.push_back(POD_TRY(runtime::prepare_lowers(img.layers, plan.engine.engine, maps, shifted, plan.uuid,

@@ -17,12 +17,6 @@ bool at_or_below(const std::string& path, const std::string& dir) {
   return path == dir || (path.starts_with(dir) && (dir == "/" || path[dir.size()] == '/'));
 }
 
-idmap::IdMap identity_over(const idmap::IdMap& m) {
-  idmap::IdMap out;
-  for (const auto& e : m.extents) out.extents.push_back({e.inner, e.inner, e.count});
-  return out;
-}
-
 void add_once(std::vector<std::uint32_t>& v, std::uint32_t id) {
   if (std::find(v.begin(), v.end(), id) == v.end()) v.push_back(id);
 }
@@ -51,7 +45,7 @@ sys::Result<void> chown_volume(const VolumeSource& v, const idmap::MapSpec& pod_
   sys::Fd parent = POD_TRY(sys::open_at(v.dir, "..", O_RDONLY | O_DIRECTORY));
   shift::JournalFiles journal(parent, "." + base + ".pod-remap");
   auto found = POD_TRY(journal.read());
-  idmap::MapSpec from{identity_over(pod_map.uids), identity_over(pod_map.gids)};
+  idmap::MapSpec from{inner_identity(pod_map.uids), inner_identity(pod_map.gids)};
   if (found) {
     // Done: the tree is in its target map. Interrupted: resume it (the engine refuses
     // when that run's target is another map than ours).
