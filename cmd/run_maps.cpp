@@ -17,9 +17,22 @@ namespace {
 
 idmap::IdMap identity(std::uint32_t count) { return idmap::IdMap{{{0, 0, count}}}; }
 
-bool is_root() { return ::geteuid() == 0 && ::getuid() == 0; }
+
+// [0, size) and the used ids above it, in at most kMaxExtents ranges; empty when every
+// used id is below size (then the lease is the usual single extent).
+idmap::RangeSet cover_for(const idmap::RangeSet& used, std::uint64_t size) {
+  idmap::RangeSet above = used;
+  above.subtract(0, size);
+  if (above.empty()) return {};
+  idmap::RangeSet cover;
+  cover.add(0, size);
+  cover.add(above);
+  return idmap::coarsened(cover, idmap::kMaxExtents);
+}
 
 }  // namespace
+
+bool caller_is_root() { return ::geteuid() == 0 && ::getuid() == 0; }
 
 idmap::IdMap inner_identity(const idmap::IdMap& m) {
   idmap::IdMap out;
@@ -28,9 +41,9 @@ idmap::IdMap inner_identity(const idmap::IdMap& m) {
 }
 
 sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& store_path, const std::string& pod_name,
-                                 const std::string& pod_uuid, bool dry_run) {
+                                 const std::string& pod_uuid, bool dry_run, const ImageIds* image_ids) {
   PodMaps out;
-  out.rootless = !is_root();
+  out.rootless = !caller_is_root();
   std::string p(policy.empty() ? (out.rootless ? "keep" : "auto") : policy);
   out.policy = p.starts_with("auto") ? "auto" : p;
 
@@ -63,6 +76,10 @@ sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& sto
   req.name = pod_name;
   req.pod = pod_uuid;
   req.policy = POD_TRY_CTX(idmap::Policy::parse(p, std::nullopt), "--userns");
+  if (p == "auto" && image_ids) {
+    req.policy.cover_uids = cover_for(image_ids->uids, req.policy.size);
+    req.policy.cover_gids = cover_for(image_ids->gids, req.policy.size);
+  }
   sys::Fd ledger = POD_TRY(idmap::open_ledger_dir(store_path));
   idmap::Allotment allot = POD_TRY(idmap::caller_allotment(ledger, warn));
   idmap::Lease lease;

@@ -21,16 +21,26 @@ struct PodMaps {
   bool rootless = false;
 };
 
+// Host root calls: no store namespace, leases from root's pool.
+[[nodiscard]] bool caller_is_root();
+
 // The map that sends each inner id of `m` to itself: ids as they are, over m's ranges.
 [[nodiscard]] idmap::IdMap inner_identity(const idmap::IdMap& m);
+
+// The ids the pod's images own files by (the census of their layers).
+struct ImageIds {
+  idmap::RangeSet uids, gids;
+};
 
 // Decides the maps for `policy` ("" means the default: keep for users, auto for root).
 // Reads /etc/subuid and the ledger of `store_path`; allocates a lease named after the
 // pod unless `dry_run` (then the lease is chosen but not written). Must run before the
 // store's user namespace is entered: it needs the host's view of the caller.
+// With `image_ids` and a plain `auto` (no size given), ids the images use beyond
+// [0, 65536) get extents of their own in the lease, so such an image runs as it is.
 [[nodiscard]] sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& store_path,
                                                const std::string& pod_name, const std::string& pod_uuid,
-                                               bool dry_run);
+                                               bool dry_run, const ImageIds* image_ids);
 
 // Gives the lease back (after a failed start, or when the pod is removed).
 // The store's files that keep a released lease quarantined: everything of its ids in

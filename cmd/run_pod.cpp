@@ -97,7 +97,22 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
 
   std::string store_path = globals().root;
   if (store_path.empty()) store_path = POD_TRY(cas::default_store_path());
-  plan.maps = POD_TRY(decide_maps(a.userns, store_path, plan.name, plan.uuid, a.plan));
+  // Root's store needs no namespace: its images are read first, so that a plain
+  // `--userns auto` can cover every id they use. A user's store is opened inside the
+  // store's user namespace, which is entered after the maps are decided.
+  std::optional<OpenStore> opened;
+  std::vector<ImageLayers> images;
+  auto load_images = [&]() -> sys::Result<void> {
+    opened.emplace(POD_TRY(open_store(sys::FileLock::Mode::shared)));
+    for (const auto& req : a.apps) images.push_back(POD_TRY(load_layers(opened->store, req.image)));
+    return {};
+  };
+  std::optional<ImageIds> ids;
+  if (caller_is_root()) {
+    POD_TRY(load_images());
+    ids = image_ids_of(images);
+  }
+  plan.maps = POD_TRY(decide_maps(a.userns, store_path, plan.name, plan.uuid, a.plan, ids ? &*ids : nullptr));
   POD_TRY(plan_network(a, plan.maps.rootless, !a.plan, plan));
   Undo undo;
   undo.store_path = store_path;
@@ -112,11 +127,9 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     if (::unshare(CLONE_NEWNS) != 0)
       return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
   }
-  OpenStore st = POD_TRY(open_store(sys::FileLock::Mode::shared));
+  if (!opened) POD_TRY(load_images());
+  OpenStore& st = *opened;
   if (!a.plan) POD_TRY(check_ports_in_pods(st.store.dir(), plan));
-
-  std::vector<ImageLayers> images;
-  for (const auto& req : a.apps) images.push_back(POD_TRY(load_layers(st.store, req.image)));
   for (const auto& img : images) POD_TRY(check_census(img, plan.maps));
 
   bool maps_equal = plan.maps.policy == "keep" || plan.maps.policy == "host";

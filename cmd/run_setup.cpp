@@ -161,6 +161,16 @@ sys::Result<void> check_census(const ImageLayers& img, const PodMaps& maps) {
   return {};
 }
 
+ImageIds image_ids_of(const std::vector<ImageLayers>& images) {
+  ImageIds ids;
+  for (const auto& img : images)
+    for (const auto& rec : img.records) {
+      for (auto u : rec.uids) ids.uids.add(u, std::uint64_t{u} + 1);
+      for (auto g : rec.gids) ids.gids.add(g, std::uint64_t{g} + 1);
+    }
+  return ids;
+}
+
 sys::Result<runtime::IdFiles> read_id_files(const ImageLayers& img) {
   runtime::IdFiles out;
   for (const char* name : {"etc/passwd", "etc/group"}) {

@@ -39,6 +39,8 @@ struct ImageLayers {
 [[nodiscard]] sys::Result<ImageLayers> load_layers(const cas::Store& store, std::string_view image);
 // An image whose files use an id the pod's map lacks: the error names a path and the id.
 [[nodiscard]] sys::Result<void> check_census(const ImageLayers& img, const PodMaps& maps);
+// Every id the images' layers own files by.
+[[nodiscard]] ImageIds image_ids_of(const std::vector<ImageLayers>& images);
 // The image's own /etc/passwd and /etc/group, from the top-most layer that has them.
 [[nodiscard]] sys::Result<runtime::IdFiles> read_id_files(const ImageLayers& img);
 

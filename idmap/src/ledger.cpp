@@ -117,19 +117,34 @@ Result<void> check_explicit(const std::vector<Lease>& others, const Allotment& a
 Result<IdMap> fit(const std::vector<Lease>& others, const Allotment& a, IdKind kind, const Policy& p,
                   std::string_view name) {
   const RangeSet& pool = kind == IdKind::uid ? a.uids : a.gids;
+  const RangeSet& cover = kind == IdKind::uid ? p.cover_uids : p.cover_gids;
+  if (cover.intervals().size() > kMaxExtents)
+    return make_error(EINVAL, "the {}s to map form {} ranges; a user namespace holds at most {}", kind_name(kind),
+                      cover.intervals().size(), kMaxExtents);
+  std::uint64_t need = cover.empty() ? p.size : cover.size();
+  if (need > (1ULL << 31))
+    return make_error(EINVAL, "the {}s to map number {}, more than a lease may hold (2147483648)", kind_name(kind), need);
   RangeSet taken = taken_ids(others, a, kind);
   std::uint64_t block = std::max<std::uint64_t>(a.block, 1);
   std::optional<std::uint32_t> start;
   if (p.kind == Policy::Kind::pick) {
-    std::uint64_t step = (p.size + block - 1) / block * block;
-    start = pick_fit(pool, taken, p.size, step, name);
+    std::uint64_t step = (need + block - 1) / block * block;
+    start = pick_fit(pool, taken, need, step, name);
   } else {
-    start = first_fit(pool, taken, p.size, block);
+    start = first_fit(pool, taken, need, block);
   }
   if (!start)
-    return make_error(ENOSPC, "no free range of {} {}s in {} ({}; {} of them free)", p.size, kind_name(kind), a.source,
+    return make_error(ENOSPC, "no free range of {} {}s in {} ({}; {} of them free)", need, kind_name(kind), a.source,
                       pool.str(), [&] { RangeSet f = pool; f.subtract(taken); return f.size(); }());
-  return IdMap{{{0, *start, static_cast<std::uint32_t>(p.size)}}};
+  if (cover.empty()) return IdMap{{{0, *start, static_cast<std::uint32_t>(need)}}};
+  IdMap m;
+  std::uint64_t outer = *start;
+  for (const auto& iv : cover.intervals()) {
+    m.extents.push_back({static_cast<std::uint32_t>(iv.start), static_cast<std::uint32_t>(outer),
+                         static_cast<std::uint32_t>(iv.end - iv.start)});
+    outer += iv.end - iv.start;
+  }
+  return m;
 }
 
 Result<std::uint64_t> parse_size_value(std::string_view s) {

@@ -92,6 +92,27 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t base, std::uint64_t align)
 
 }  // namespace
 
+RangeSet coarsened(const RangeSet& s, std::size_t max_intervals) {
+  const auto& iv = s.intervals();
+  if (iv.size() <= max_intervals || max_intervals == 0) return s;
+  // Fill the (n - max) narrowest gaps: the gaps up to the k-th narrowest width, ties
+  // taken in order until enough are filled.
+  std::vector<std::uint64_t> widths;
+  for (std::size_t i = 1; i < iv.size(); ++i) widths.push_back(iv[i].start - iv[i - 1].end);
+  std::size_t fill = iv.size() - max_intervals;
+  std::vector<std::uint64_t> sorted = widths;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(fill - 1), sorted.end());
+  std::uint64_t limit = sorted[fill - 1];
+  std::size_t below = static_cast<std::size_t>(std::count_if(widths.begin(), widths.end(), [&](auto w) { return w < limit; }));
+  std::size_t ties = fill - below;
+  RangeSet out = s;
+  for (std::size_t i = 0; i < widths.size(); ++i) {
+    bool take = widths[i] < limit || (widths[i] == limit && ties > 0 && ties--);
+    if (take) out.add(iv[i].end, iv[i + 1].start);
+  }
+  return out;
+}
+
 std::optional<std::uint32_t> first_fit(const RangeSet& pool, const RangeSet& taken, std::uint64_t size,
                                        std::uint64_t align) {
   if (size == 0) return std::nullopt;

@@ -163,11 +163,27 @@ cp /bin/busybox "$T/wide/bin/"; ln -s busybox "$T/wide/bin/sh"
 : >"$T/wide/data/big"; chown 70000:70000 "$T/wide/data/big"
 tar -C "$T/wide" -cf "$T/wide.tar" .
 pod image import "$T/wide.tar" --format rootfs --name wide >/dev/null
-expect_fail 125 pod run wide -- true
+expect_fail 125 pod run --userns auto:size=65536 wide -- true
 assert_contains "$ERR" "'/data/big'"
 assert_contains "$ERR" "uid 70000, outside the pod's uid map"
 assert_eq "$(pod run --rm --userns auto:size=131072 wide -- /bin/sh -c 'stat -c %u /data/big')" 70000 \
   "the owner inside a map large enough"
+
+note "a plain --userns auto covers the image's ids above 65535 with extents of their own"
+: >"$T/wide/data/far"; chown 4000000000:3000000 "$T/wide/data/far"
+tar -C "$T/wide" -cf "$T/wide2.tar" .
+pod image import "$T/wide2.tar" --format rootfs --name wide2 >/dev/null
+plan=$(pod run --plan --json wide2 -- true)
+umap=$(jq -r '.userns.uid_map' <<<"$plan"); gmap=$(jq -r '.userns.gid_map' <<<"$plan")
+[[ $umap =~ ^0:([0-9]+):65536,70000:([0-9]+):1,4000000000:([0-9]+):1$ ]] || fail "uid map for wide2: $umap"
+(( BASH_REMATCH[2] == BASH_REMATCH[1] + 65536 && BASH_REMATCH[3] == BASH_REMATCH[2] + 1 )) ||
+  fail "the extents of $umap do not lie side by side"
+[[ $gmap =~ ^0:[0-9]+:65536,70000:[0-9]+:1,3000000:[0-9]+:1$ ]] || fail "gid map for wide2: $gmap"
+for shift in chown idmap; do
+  out=$(pod run --rm --shift $shift wide2 -- /bin/sh -c \
+    'stat -c "%u:%g" /data/big /data/far; wc -l < /proc/self/uid_map; wc -l < /proc/self/gid_map')
+  assert_eq "$out" "$(printf '70000:70000\n4000000000:3000000\n3\n3')" "owners and maps inside ($shift)"
+done
 
 pod gc >/dev/null
 assert_eq "$(pod idmap list --json | jq '[.[] | select(.state=="leased")] | length')" 0 "leases after everything"

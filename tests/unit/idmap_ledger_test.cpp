@@ -171,6 +171,26 @@ TEST_CASE("root's default pool and pool.json; other users' ranges and ids reserv
         "pool.json: 'uids' range 4294967290+10 is empty or ends past 4294967294");
 }
 
+TEST_CASE("auto over a census: each covered range an extent, side by side on one free host range") {
+  auto a = root_allotment(sample_host(), std::nullopt);
+  REQUIRE(a);
+  AllocRequest r = req("wide", "auto");
+  r.policy.cover_uids = RangeSet{{0, 65536}, {70000, 1}, {100000, 10}};
+  r.policy.cover_gids = RangeSet{{0, 65536}};
+  auto l = choose_lease({}, *a, r);
+  REQUIRE(l);
+  CHECK(l->uids.str() == "0:1000000:65536,70000:1065536:1,100000:1065537:10");
+  CHECK(l->gids.str() == "0:1000000:65536");
+  // The next lease starts past every id of this one (the next 65536 block).
+  auto next = choose_lease({*l}, *a, req("next", "auto"));
+  REQUIRE(next);
+  CHECK(next->uids.str() == "0:1131072:65536");
+  RangeSet many;
+  for (std::uint64_t i = 0; i < 341; ++i) many.add(i * 2, i * 2 + 1);
+  r.policy.cover_uids = many;
+  CHECK(refusal({}, *a, r) == "the uids to map form 341 ranges; a user namespace holds at most 340");
+}
+
 TEST_CASE("pick through the ledger: same name, same range; taken, the next block") {
   HostIds h;
   auto a = root_allotment(h, std::nullopt);

@@ -39,6 +39,18 @@ TEST_CASE("range ends are 64-bit: the top of the id space does not wrap") {
   CHECK(range_end({4294967295u, 4294967295u}) == 8589934590ULL);
 }
 
+TEST_CASE("coarsening fills the narrowest gaps first, and only as many as needed") {
+  RangeSet s{{0, 10}, {12, 1}, {100, 1}, {103, 1}, {1000, 5}};
+  CHECK(coarsened(s, 5).str() == s.str());
+  CHECK(coarsened(s, 4).str() == "0-12, 100, 103, 1000-1004");  // gap 2 (10-11)
+  CHECK(coarsened(s, 3).str() == "0-12, 100-103, 1000-1004");   // then gap 2 (101-102)
+  CHECK(coarsened(s, 2).str() == "0-103, 1000-1004");
+  CHECK(coarsened(s, 1).str() == "0-1004");
+  // Equal gaps: filled left to right until the count is reached.
+  RangeSet even{{0, 1}, {2, 1}, {4, 1}, {6, 1}};
+  CHECK(coarsened(even, 2).str() == "0-4, 6");
+}
+
 TEST_CASE("first fit checks every id of a candidate, not only its first") {
   RangeSet pool{{0x80000, 0x40000}};  // four blocks of 65536
   RangeSet taken;

@@ -18,6 +18,9 @@
 
 namespace pod::idmap {
 
+// The kernel's limit on the lines of a uid_map or gid_map (since Linux 4.15).
+inline constexpr std::size_t kMaxExtents = 340;
+
 enum class LeaseState { leased, quarantined };
 [[nodiscard]] const char* state_name(LeaseState s);
 
@@ -37,6 +40,10 @@ struct Policy {
   Kind kind = Kind::automatic;
   std::uint64_t size = 65536;  // automatic, pick: ids of each kind, mapped from 0
   MapSpec map;                 // map: exactly these extents
+  // automatic: when not empty, the inner ids to map instead of [0, size): one extent per
+  // interval, laid side by side on one free host range (--userns auto over an image's
+  // census). At most kMaxExtents intervals.
+  RangeSet cover_uids, cover_gids;
 
   // "auto", "auto:size=N", "pick", or a MAP (see parse_map_spec). `size` (from
   // --size) applies to auto and pick unless "auto:size=N" says otherwise.

@@ -54,6 +54,10 @@ class RangeSet {
   std::vector<Interval> iv_;
 };
 
+// `s` with its narrowest gaps filled until at most `max_intervals` intervals remain
+// (max_intervals >= 1): a superset of `s` in fewer, wider ranges.
+[[nodiscard]] RangeSet coarsened(const RangeSet& s, std::size_t max_intervals);
+
 // First fit: the lowest start s with [s, s+size) inside one interval of `pool`, none of
 // it in `taken`, and s - (that interval's start) a multiple of `align`.
 [[nodiscard]] std::optional<std::uint32_t> first_fit(const RangeSet& pool, const RangeSet& taken,
