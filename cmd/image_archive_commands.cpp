@@ -7,6 +7,7 @@
 #include "context.hpp"
 #include "pod/cas/export.hpp"
 #include "pod/cas/import.hpp"
+#include "pod/runtime/aci_isolators.hpp"
 #include "pod/sys/fs.hpp"
 #include "pod/sys/progress.hpp"
 
@@ -56,6 +57,13 @@ int run_import(const ImportArgs& a) {
   if (a.max_members) lim.max_members = a.max_members;
   opts.warn = warn;
   opts.ingest.warn = warn;
+  opts.ingest.aci_isolators = [&a](std::string_view text) -> sys::Result<std::string> {
+    auto parsed = POD_TRY(runtime::parse_aci_isolators(text));
+    for (const auto& n : parsed.unknown)
+      warn(fmt::format("importing '{}': isolator '{}' is not known to pod: ignored", a.path, n));
+    for (const auto& n : parsed.notes) note(fmt::format("importing '{}': {}", a.path, n));
+    return parsed.known;
+  };
 
   auto os = open_store(FileLock::Mode::shared);
   if (!os) return fail(os.error());

@@ -55,16 +55,18 @@ sys::Result<runtime::Security> security_from_flags(const RunArgs& a) {
     std::erase(s.caps, cap);
   }
   s.no_new_privs = a.no_new_privs;
-  if (a.seccomp == "default") {
+  if (a.seccomp.empty() || a.seccomp == "default") {
     s.seccomp = runtime::Security::Seccomp::default_profile;
   } else if (a.seccomp == "unconfined") {
     s.seccomp = runtime::Security::Seccomp::unconfined;
   } else {
     s.seccomp = runtime::Security::Seccomp::file;
-    s.seccomp_file = a.seccomp;
-    struct stat st {};
-    if (::stat(a.seccomp.c_str(), &st) != 0)
-      return sys::sys_error("--seccomp '{}': not default, unconfined or a readable file", a.seccomp);
+    // The profile itself, not its path: the app and `pod enter` load it from the record.
+    auto text = sys::read_file(sys::FdRef::cwd(), a.seccomp, 1 << 20);
+    if (!text)
+      return sys::Unexpected(
+          std::move(text).error().context("--seccomp '{}': not default, unconfined or a readable file", a.seccomp));
+    s.seccomp_file = std::move(*text);
   }
   return s;
 }

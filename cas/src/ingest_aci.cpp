@@ -64,6 +64,10 @@ std::pair<std::string, std::string> oci_arch(std::string_view aci) {
   return {std::string(aci), ""};
 }
 
+// Where the app's isolators go (the same name as runtime::kAciIsolatorsLabel, which
+// cas cannot see).
+constexpr std::string_view kIsolatorsLabel = "io.pod.aci.isolators";
+
 struct AciImage {
   json config;              // OCI image config, without rootfs
   std::string source_name;  // "" when the ACI name is no valid image name
@@ -90,6 +94,9 @@ Result<AciImage> convert_manifest(std::string_view text, const IngestOptions& op
     else if (k == "arch") std::tie(arch, variant) = oci_arch(v);
     else if (k == "version") tag = v;
   }
+  if (oci_labels.contains(std::string(kIsolatorsLabel)))
+    return make_error(EINVAL, "{}: label or annotation '{}' is pod's own (the app's isolators go there)", what,
+                      kIsolatorsLabel);
   json cfg = {{"architecture", arch}, {"os", os}};
   if (!variant.empty()) cfg["variant"] = variant;
   json c = json::object();
@@ -110,6 +117,13 @@ Result<AciImage> convert_manifest(std::string_view text, const IngestOptions& op
     if (!env.empty()) {
       c["Env"] = json::array();
       for (auto& [k, v] : env) c["Env"].push_back(k + "=" + v);
+    }
+    if (auto iso = app->find("isolators"); iso != app->end() && !iso->is_null()) {
+      if (!iso->is_array()) return make_error(EINVAL, "{}: 'isolators' is not an array", awhat);
+      std::string kept = opts.aci_isolators ? POD_TRY_CTX(opts.aci_isolators(iso->dump()), "ACI '{}'", name)
+                                            : iso->dump();
+      // Labels are strings: OCI tools keep the array as it is.
+      if (!kept.empty()) oci_labels[std::string(kIsolatorsLabel)] = kept;
     }
   }
   if (!oci_labels.empty()) c["Labels"] = oci_labels;

@@ -90,6 +90,14 @@ sys::Result<ImageApp> parse_image_app(std::string_view config_json) {
     if (!f->is_string()) return sys::make_error(EINVAL, "image config: '{}' is not a string", key);
     (std::string_view(key) == "User" ? app.user : app.workdir) = f->get<std::string>();
   }
+  if (auto labels = c.find("Labels"); labels != c.end() && labels->is_object()) {
+    if (auto l = labels->find(std::string(kAciIsolatorsLabel)); l != labels->end()) {
+      if (!l->is_string()) return sys::make_error(EINVAL, "image config: label '{}' is not a string", kAciIsolatorsLabel);
+      auto parsed = parse_aci_isolators(l->get<std::string>());
+      if (!parsed) return sys::Unexpected(std::move(parsed).error().context("image config: label '{}'", kAciIsolatorsLabel));
+      app.isolators = std::move(parsed->isolators);
+    }
+  }
   return app;
 }
 

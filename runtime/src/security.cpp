@@ -69,7 +69,18 @@ int apply_security(const PreparedSecurity& s, const AppIds& ids, int* err) noexc
     if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &rl) != 0) return fail(kStepRlimits);
   }
   if (s.set_oom) {
+    // Not dumpable (the init's state), /proc/self belongs to root of the user namespace
+    // our memory was made in: the host's, since the app was forked, not executed, in the
+    // pod; the pod cannot open it. Dumpable just for the open (exec makes the app
+    // dumpable anyway); ptrace would still need our whole capability set.
+    if (::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) return fail(kStepOomScore);
     int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    int open_errno = errno;
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+      if (fd >= 0) ::close(fd);
+      return fail(kStepOomScore);
+    }
+    errno = open_errno;
     if (fd < 0) return fail(kStepOomScore);
     bool ok = ::write(fd, s.oom_text, s.oom_len) == static_cast<ssize_t>(s.oom_len);
     int e = errno;

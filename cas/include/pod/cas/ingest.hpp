@@ -37,6 +37,11 @@ struct IngestOptions {
   // Opens a blob the store already holds (nullopt: not there). Such a blob need not be
   // copied to staging; ingest may read it (a manifest, say) through this.
   std::function<std::optional<sys::Fd>(const Digest&)> open_stored;
+  // ACI: checks the manifest's app.isolators (the JSON array as text) and returns what to
+  // keep of them, stored as the config label "io.pod.aci.isolators" ("": no label). The
+  // caller supplies it (pod: runtime::parse_aci_isolators, which knows capabilities and
+  // system calls); unset, the array is stored as it is.
+  std::function<Result<std::string>(std::string_view)> aci_isolators;
 };
 
 struct IngestedImage {

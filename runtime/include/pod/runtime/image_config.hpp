@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pod/runtime/aci_isolators.hpp"
 #include "pod/runtime/spec.hpp"
 
 namespace pod::runtime {
@@ -15,6 +16,7 @@ namespace pod::runtime {
 struct ImageApp {
   std::vector<std::string> entrypoint, cmd, env;
   std::string workdir, user;
+  std::optional<AciIsolators> isolators;  // from the label kAciIsolatorsLabel (ACI imports)
 };
 [[nodiscard]] sys::Result<ImageApp> parse_image_app(std::string_view config_json);
 
