@@ -72,6 +72,8 @@ void add_run_command(CLI::App& app) {
   run->add_option("--io-write-bps", args->io_write_bps, "DEV:RATE: write bytes per second")->allow_extra_args(false);
   run->add_option("--io-read-iops", args->io_read_iops, "DEV:N: read operations per second")->allow_extra_args(false);
   run->add_option("--io-write-iops", args->io_write_iops, "DEV:N: write operations per second")->allow_extra_args(false);
+  run->add_option("--disk-space", args->disk_space,
+                  "SIZE: most bytes the pod's writable layer may hold (project quota, or a disk of its own)");
   run->add_option("--cpuset-cpus", args->cpuset_cpus, "LIST: the cpus the pod may run on (0-1,3)");
   run->add_option("--net", args->net,
                   "none|host|slirp|bridge|NAME (a CNI config list in /etc/pod/net.d; default: bridge for root, "

@@ -142,16 +142,30 @@ sys::Result<PodFiles> make_pod_files(sys::FdRef pod_dir, const Plan& plan) {
   PodFiles f;
   // The merged root directory takes its owner from the upper one: the pod's root.
   std::uint32_t uid = view_of(plan.maps.view.uids, 0), gid = view_of(plan.maps.view.gids, 0);
+  // --disk-space on a filesystem of the pod's own: the writable layers live on it.
+  using runtime::DiskKind;
+  sys::Fd disk;
+  sys::FdRef base = pod_dir;
+  if (plan.disk && plan.disk->how.kind != DiskKind::project) {
+    disk = POD_TRY_CTX(runtime::mount_pod_disk(pod_dir, plan.disk->how.kind, plan.disk->bytes, uid, gid),
+                       "--disk-space");
+    base = disk;
+  }
   for (std::size_t i = 0; i < plan.apps.size(); ++i) {
     std::string suffix = app_dir_suffix(plan, i);
     AppFiles a;
-    a.upper = POD_TRY(made_dir(pod_dir, "upper" + suffix, 0755));
-    a.work = POD_TRY(made_dir(pod_dir, "work" + suffix, 0700));
-    a.copy = POD_TRY(made_dir(pod_dir, "copy" + suffix, 0755));
+    a.upper = POD_TRY(made_dir(base, "upper" + suffix, 0755));
+    a.work = POD_TRY(made_dir(base, "work" + suffix, 0700));
+    a.copy = POD_TRY(made_dir(base, "copy" + suffix, 0755));
     for (sys::FdRef d : {sys::FdRef(a.upper), sys::FdRef(a.copy)})
       if (::fchownat(d.get(), "", uid, gid, AT_EMPTY_PATH) != 0)
         return sys::sys_error("giving the pod's upper directory to its root ({}:{})", uid, gid);
     f.apps.push_back(std::move(a));
+  }
+  if (plan.disk && plan.disk->how.kind == DiskKind::project) {
+    std::vector<sys::FdRef> dirs;
+    for (const auto& a : f.apps) dirs.insert(dirs.end(), {a.upper, a.work, a.copy});
+    POD_TRY_CTX(runtime::limit_by_project(dirs, plan.disk->bytes, plan.uuid), "--disk-space");
   }
   f.rootfs = POD_TRY(made_dir(pod_dir, "rootfs", 0755));
   return f;

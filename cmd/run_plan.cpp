@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "pod/sys/progress.hpp"
 #include "run_cgroup.hpp"
 #include "run_net.hpp"
 #include "run_pod.hpp"
@@ -74,6 +75,10 @@ void print_plan(const Plan& p, bool json) {
     j["net"] = p.net;
     j["network"] = network_json(p);
     j["cgroup"] = cgroup_plan_json(p);
+    j["disk"] = p.disk ? nlohmann::json{{"bytes", p.disk->bytes},
+                                        {"kind", runtime::disk_kind_name(p.disk->how.kind)},
+                                        {"reason", p.disk->how.reason}}
+                       : nlohmann::json();
     for (std::size_t i = 0; i < p.apps.size(); ++i) {
       const PlannedApp& a = p.apps[i];
       nlohmann::json app = {{"name", a.app.name},      {"image", a.image},        {"digest", a.image_digest},
@@ -95,6 +100,9 @@ void print_plan(const Plan& p, bool json) {
   std::printf("rootfs     %s: %s\n", runtime::engine_name(p.engine.engine), p.engine.reason.c_str());
   std::printf("net        %s\n", describe_network(p).c_str());
   std::printf("cgroup     %s\n", cgroup_plan_text(p).c_str());
+  if (p.disk)
+    std::printf("disk       %s by %s: %s\n", sys::human_bytes(p.disk->bytes).c_str(),
+                runtime::disk_kind_name(p.disk->how.kind), p.disk->how.reason.c_str());
   for (std::size_t i = 0; i < p.apps.size(); ++i) {
     const PlannedApp& a = p.apps[i];
     std::string argv;

@@ -36,10 +36,12 @@ struct Undo {
   sys::Fd pods_parent;  // our own copy: it outlives the caller's
   std::string pod_dir_name;
   std::vector<std::string> cgroups;
+  std::string disk_mount;  // --disk-space on a disk of the pod's own: unmounted first
   bool armed = true;
   ~Undo() {
     if (!armed) return;
     if (!cgroups.empty()) (void)runtime::remove_cgroups(cgroups, pod_dir_name);
+    if (!disk_mount.empty()) (void)::umount2(disk_mount.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
     if (pods_parent) (void)sys::remove_tree(pods_parent, pod_dir_name);
     if (!lease.empty()) (void)release_lease(store_path, lease);
   }
@@ -153,6 +155,11 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
 
   if (!plan.limits.empty())
     plan.cgroup = POD_TRY_CTX(runtime::place_cgroups(plan.limits, plan.uuid, plan.maps.rootless), "the pod's cgroup");
+  if (!a.disk_space.empty()) {
+    std::uint64_t bytes = POD_TRY_CTX(parse_size(a.disk_space), "--disk-space");
+    if (bytes < (1u << 20)) return sys::make_error(EINVAL, "--disk-space '{}': the least is 1M", a.disk_space);
+    plan.disk = Plan::Disk{bytes, POD_TRY(runtime::choose_disk(st.store.dir(), !plan.maps.rootless))};
+  }
   if (a.plan) {
     print_plan(plan, a.json);
     return 0;
@@ -172,6 +179,8 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   undo.pods_parent = sys::Fd(::fcntl(pods.get(), F_DUPFD_CLOEXEC, 3));
   undo.pod_dir_name = plan.uuid;
 
+  if (plan.disk && plan.disk->how.kind != runtime::DiskKind::project)
+    undo.disk_mount = POD_TRY(sys::fd_path(pd->dir())) + "/disk";
   PodFiles files = POD_TRY(make_pod_files(pd->dir(), plan));
   RootfsSources sources = POD_TRY(prepare_sources(st.store, images, plan, rec.shift_keys));
   std::vector<VolumeSource> vol_sources = POD_TRY(open_volumes(volumes));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pod/runtime/cgroup.hpp"
+#include "pod/runtime/disk.hpp"
 #include "pod/runtime/net.hpp"
 #include "pod/runtime/rootfs.hpp"
 #include "pod/runtime/spec.hpp"
@@ -24,6 +25,7 @@ struct RunArgs {
   std::vector<std::string> env, volumes, cap_retain, cap_remove, ports;
   // Limits as given (run_cgroup.hpp reads them).
   std::string memory, cpus, pids, cpuset_cpus;
+  std::string disk_space;  // --disk-space SIZE: the writable layer's limit
   std::vector<std::string> io_read_bps, io_write_bps, io_read_iops, io_write_iops;
   bool no_new_privs = false, private_time = false, detach = false, tty = false, remove = false, plan = false,
        json = false;
@@ -51,6 +53,11 @@ struct Plan {
   bool private_time = false;
   runtime::Limits limits;
   std::optional<runtime::CgroupPlace> cgroup;  // none without limits
+  struct Disk {
+    std::uint64_t bytes = 0;
+    runtime::DiskChoice how;
+  };
+  std::optional<Disk> disk;  // --disk-space
 };
 void print_plan(const Plan& plan, bool json);
 // The suffix of an app's upper, work and copy directories in pods/<uuid>/: "" for the

@@ -17,7 +17,7 @@
 
 #include "pod/sys/fs.hpp"
 
-#include "fs_context.hpp"
+#include "pod/overlay/fs_context.hpp"
 
 namespace pod::overlay {
 

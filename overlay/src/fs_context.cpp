@@ -1,4 +1,4 @@
-#include "fs_context.hpp"
+#include "pod/overlay/fs_context.hpp"
 
 #include <sys/mount.h>
 #include <unistd.h>

@@ -14,7 +14,7 @@
 #include <functional>
 #include <string>
 
-#include "fs_context.hpp"
+#include "pod/overlay/fs_context.hpp"
 #include "pod/idmap/mount.hpp"
 #include "pod/idmap/namespace.hpp"
 #include "pod/overlay/compose.hpp"

@@ -29,19 +29,6 @@ constexpr const char* kPastaDns = "169.254.1.1";
 constexpr const char* kSlirpDns = "10.0.2.3";
 constexpr int kHelperReadyMs = 5000;
 
-bool in_path(const char* name) {
-  const char* path = std::getenv("PATH");
-  std::string_view rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (!rest.empty()) {
-    auto colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-    if (colon == std::string_view::npos) break;
-    rest = rest.substr(colon + 1);
-  }
-  return false;
-}
-
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
@@ -161,8 +148,8 @@ sys::Result<void> start_slirp4netns(const NetRequest& req, NetRecord& rec, const
 }  // namespace
 
 std::optional<SlirpHelper> find_slirp_helper() {
-  if (in_path("pasta")) return SlirpHelper::pasta;
-  if (in_path("slirp4netns")) return SlirpHelper::slirp4netns;
+  if (sys::in_path("pasta")) return SlirpHelper::pasta;
+  if (sys::in_path("slirp4netns")) return SlirpHelper::slirp4netns;
   return std::nullopt;
 }
 

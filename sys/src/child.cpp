@@ -5,8 +5,11 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 
 namespace pod::sys {
@@ -117,6 +120,19 @@ Result<void> run_program(const std::vector<std::string>& argv, const SpawnOption
   ExitStatus st = POD_TRY(child.wait());
   if (!st.success()) return make_error(0, "'{}' failed: {}", argv[0], st.describe());
   return {};
+}
+
+bool in_path(std::string_view name) {
+  const char* path = std::getenv("PATH");
+  std::string_view rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (!rest.empty()) {
+    auto colon = rest.find(':');
+    std::string dir(rest.substr(0, colon));
+    if (!dir.empty() && ::access((dir + "/" + std::string(name)).c_str(), X_OK) == 0) return true;
+    if (colon == std::string_view::npos) break;
+    rest = rest.substr(colon + 1);
+  }
+  return false;
 }
 
 }  // namespace pod::sys

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pod/sys/error.hpp"
@@ -26,6 +27,9 @@ struct ExitStatus {
   [[nodiscard]] bool success() const { return signal == 0 && code == 0; }
   [[nodiscard]] std::string describe() const;
 };
+
+// Whether PATH (or /usr/local/bin:/usr/bin:/bin without one) holds an executable `name`.
+[[nodiscard]] bool in_path(std::string_view name);
 
 // Owns pid and pidfd. The destructor kills (SIGKILL) and reaps a child not yet waited.
 class Child {
