@@ -74,6 +74,15 @@ assert_eq "$(cat /sys/fs/cgroup/memory/pod/$uuid/memory.limit_in_bytes)" 6710886
 pod rm iso >/dev/null
 [[ ! -e /sys/fs/cgroup/memory/pod/$uuid ]] || fail "rm left the pod's memory cgroup"
 
+note "pod enter joins the app's isolators"
+pod run -d --name bg --net none example.com/isolated:1 -- -c 'sleep 60' >/dev/null
+out=$(pod enter bg -- /bin/sh -c 'cat /proc/self/oom_score_adj; grep ^CapEff: /proc/self/status | tr -s "\t" " "
+  mkdir /tmp/entered 2>&1 || true')
+assert_eq "$out" "$(printf '%s\n' 500 'CapEff: 0000000000000420' "mkdir: can't create directory '/tmp/entered': Function not implemented")" \
+  "inside pod enter"
+pod stop --timeout 1 bg
+pod rm bg >/dev/null
+
 note "flags win over the image"
 plan=$(pod run --plan --json --net none --memory 32M --cap-retain CAP_CHOWN --seccomp unconfined example.com/isolated:1)
 assert_eq "$(setting memory)" '[null,33554432,"flag","--memory"]' "memory from the flag"
