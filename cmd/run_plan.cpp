@@ -75,6 +75,7 @@ void print_plan(const Plan& p, bool json) {
     j["net"] = p.net;
     j["network"] = network_json(p);
     j["cgroup"] = cgroup_plan_json(p);
+    j["isolators"] = isolators_json(p);
     j["disk"] = p.disk ? nlohmann::json{{"bytes", p.disk->bytes},
                                         {"kind", runtime::disk_kind_name(p.disk->how.kind)},
                                         {"reason", p.disk->how.reason}}
@@ -100,6 +101,7 @@ void print_plan(const Plan& p, bool json) {
   std::printf("rootfs     %s: %s\n", runtime::engine_name(p.engine.engine), p.engine.reason.c_str());
   std::printf("net        %s\n", describe_network(p).c_str());
   std::printf("cgroup     %s\n", cgroup_plan_text(p).c_str());
+  print_isolators(p);
   if (p.disk)
     std::printf("disk       %s by %s: %s\n", sys::human_bytes(p.disk->bytes).c_str(),
                 runtime::disk_kind_name(p.disk->how.kind), p.disk->how.reason.c_str());

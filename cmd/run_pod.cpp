@@ -22,6 +22,7 @@
 #include "pod/runtime/spawn.hpp"
 #include "pod/sys/fs.hpp"
 #include "run_cgroup.hpp"
+#include "run_isolators.hpp"
 #include "run_net.hpp"
 #include "run_setup.hpp"
 #include "volume_shift.hpp"
@@ -152,6 +153,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     if (a.tty) app.env.emplace_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
     plan.apps.push_back({a.apps[i].image, img.manifest_digest, img.layer_digests(), std::move(app)});
   }
+  POD_TRY(apply_isolators(a, images, plan, warn));
 
   if (!plan.limits.empty())
     plan.cgroup = POD_TRY_CTX(runtime::place_cgroups(plan.limits, plan.uuid, plan.maps.rootless), "the pod's cgroup");

@@ -10,6 +10,7 @@
 #include "pod/runtime/net.hpp"
 #include "pod/runtime/rootfs.hpp"
 #include "pod/runtime/spec.hpp"
+#include "run_isolators.hpp"
 #include "run_maps.hpp"
 
 namespace pod::cmd {
@@ -21,7 +22,8 @@ struct AppRequest {
 
 struct RunArgs {
   std::vector<AppRequest> apps;
-  std::string name, hostname, workdir, user, userns, shift = "auto", seccomp = "default", net, net_rate;
+  std::string name, hostname, workdir, user, userns, shift = "auto", net, net_rate;
+  std::string seccomp;  // as given ("": not given, the default profile unless an image's isolator says otherwise)
   std::vector<std::string> env, volumes, cap_retain, cap_remove, ports;
   // Limits as given (run_cgroup.hpp reads them).
   std::string memory, cpus, pids, cpuset_cpus;
@@ -53,6 +55,8 @@ struct Plan {
   bool private_time = false;
   runtime::Limits limits;
   std::optional<runtime::CgroupPlace> cgroup;  // none without limits
+  std::vector<IsolatorSource> isolators;       // settings from images' ACI isolators or flags
+  std::vector<std::string> isolator_notes;
   struct Disk {
     std::uint64_t bytes = 0;
     runtime::DiskChoice how;
