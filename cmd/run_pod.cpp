@@ -116,10 +116,10 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     ids = image_ids_of(images);
   }
   plan.maps = POD_TRY(decide_maps(a.userns, store_path, plan.name, plan.uuid, a.plan, ids ? &*ids : nullptr));
-  POD_TRY(plan_network(a, plan.maps.rootless, !a.plan, plan));
-  Undo undo;
+  Undo undo;  // from here on, a failure gives the lease back
   undo.store_path = store_path;
   if (plan.maps.lease && !a.plan) undo.lease = plan.maps.lease->name;
+  POD_TRY(plan_network(a, plan.maps.rootless, !a.plan, plan));
 
   // Users: the store's user namespace, then a mount namespace of our own for the
   // overlay; the store is opened after both (overlayfs refuses directories opened in

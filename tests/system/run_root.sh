@@ -185,6 +185,10 @@ for shift in chown idmap; do
   assert_eq "$out" "$(printf '70000:70000\n4000000000:3000000\n3\n3')" "owners and maps inside ($shift)"
 done
 
+note "a pod refused at its network gives its lease back"
+expect_fail 125 pod run --net nosuchnet busybox -- true
+assert_contains "$ERR" "no network 'nosuchnet'"
+
 pod gc >/dev/null
 assert_eq "$(pod idmap list --json | jq '[.[] | select(.state=="leased")] | length')" 0 "leases after everything"
 echo ok
