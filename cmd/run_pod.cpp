@@ -206,7 +206,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (cgroups) {
     spec.cgroup_v2_fd = cgroups->v2_dir.get();
     if (cgroups->version == runtime::CgroupVersion::v1) {
-      spec.join_cgroups = [&](pid_t pid) { return cgroups->join(pid); };
+      for (auto& t : cgroups->v1_tasks) spec.cgroup_v1_tasks.push_back(t.get());
       for (auto& h : cgroups->v1) spec.cgroup_v1_mounts.push_back(h.controllers);
     }
   }

@@ -1,6 +1,7 @@
 // Making a pod's cgroups and writing its limits: cgroup v2 (memory.max, memory.swap.max,
 // cpu.max, cpu.weight, pids.max, io.max, cpuset.cpus) or v1 (memory.limit_in_bytes and
 // memsw, cfs quota and shares, pids.max, blkio.throttle.*, cpuset).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,6 +154,9 @@ sys::Result<PodCgroups> create_v1(const CgroupPlace& p, const Limits& l) {
   out.version = CgroupVersion::v1;
   out.dirs = p.dirs;
   out.v1 = p.v1;
+  for (const auto& dir : p.dirs)
+    out.v1_tasks.push_back(POD_TRY_CTX(sys::open_at(sys::FdRef::cwd(), dir + "/tasks", O_WRONLY | O_CLOEXEC),
+                                       "cgroup {}", dir));
   made.armed = false;
   return out;
 }
@@ -162,12 +166,6 @@ sys::Result<PodCgroups> create_v1(const CgroupPlace& p, const Limits& l) {
 sys::Result<PodCgroups> create_cgroups(const CgroupPlace& place, const Limits& limits) {
   if (place.version == CgroupVersion::v2) return create_v2(place, limits);
   return create_v1(place, limits);
-}
-
-sys::Result<void> PodCgroups::join(pid_t pid) const {
-  if (version != CgroupVersion::v1) return {};
-  for (auto& d : dirs) POD_TRY_CTX(write_control(d + "/cgroup.procs", std::to_string(pid)), "moving the pod's init");
-  return {};
 }
 
 }  // namespace pod::runtime

@@ -50,6 +50,7 @@ struct InitState {
   std::vector<std::string> cgroup_dirs;
   std::vector<std::vector<std::string>> cgroup_controllers;
   std::vector<CgroupMount> cgroup_mounts;
+  std::vector<int> cgroup_tasks;  // v1: the pod's cgroups' `tasks`, written "0" first thing
   std::vector<PreparedApp> apps;
   // Buffers the init fills without allocating.
   std::vector<AppVolume> volumes;          // kMaxVolumes

@@ -150,6 +150,7 @@ const char* step_name(std::int32_t step) {
     case kStepCgroupNs: return "a cgroup namespace for the pod";
     case kStepCgroupMount: return "mounting /sys/fs/cgroup";
     case kStepCgroupJoin: return "joining the app's cgroups";
+    case kStepCgroupMove: return "moving into the pod's cgroups";
     default: return "setting up";
   }
 }

@@ -14,7 +14,6 @@
 
 #include <cstring>
 #include <optional>
-#include <thread>
 
 #include <fmt/ranges.h>
 
@@ -214,6 +213,10 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   owned.emplace_back(s.pod_dir);
   s.lock_fd = POD_TRY(dup_cloexec(spec.lock_fd));
   owned.emplace_back(s.lock_fd);
+  for (int t : spec.cgroup_v1_tasks) {
+    s.cgroup_tasks.push_back(POD_TRY(dup_cloexec(t)));
+    owned.emplace_back(s.cgroup_tasks.back());
+  }
   const int stdio[3] = {spec.stdin_fd, spec.stdout_fd, spec.stderr_fd};
   for (int i = 0; i < 3; ++i) {
     s.stdio[i] = POD_TRY(dup_cloexec(stdio[i]));  // above 2, so dup2 onto 0-2 cannot clobber
@@ -269,14 +272,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   auto userns = sys::open_at(sys::FdRef::cwd(),
                              spec.new_userns ? fmt::format("/proc/{}/ns/user", pid) : "/proc/self/ns/user", O_RDONLY);
   if (!userns) return ctx(std::move(userns).error());
-  // Moving a process between cgroup v1 cgroups waits for an RCU grace period (about
-  // 10 ms on a busy 2-cpu machine): done beside prepare() rather than before it.
-  sys::Result<void> joined;
-  std::optional<std::jthread> joiner;
-  if (spec.join_cgroups) joiner.emplace([&] { joined = spec.join_cgroups(guard.pid); });
   auto mounts = prepare(*userns);
-  if (joiner) joiner.reset();  // joins
-  if (!joined) return ctx(std::move(joined).error());
   if (!mounts) return ctx(std::move(mounts).error());
   if (auto r = send_mounts(ours.get(), std::move(*mounts), n); !r) return ctx(std::move(r).error());
 

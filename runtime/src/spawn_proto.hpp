@@ -50,6 +50,7 @@ enum Step : std::int32_t {
   kStepCgroupNs,      // the pod's cgroup namespace, made once the init is in its cgroup
   kStepCgroupMount,   // /sys/fs/cgroup
   kStepCgroupJoin,    // `pod enter` joining the app's cgroups
+  kStepCgroupMove,    // the init moving itself into the pod's cgroup v1 cgroups
   kStepCount
 };
 [[nodiscard]] const char* step_name(std::int32_t step);

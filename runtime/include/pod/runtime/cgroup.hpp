@@ -93,8 +93,7 @@ struct PodCgroups {
   std::vector<std::string> dirs;  // recorded in the pod record, removed with the pod
   sys::Fd v2_dir;                 // v2: the pod's cgroup, for clone3 CLONE_INTO_CGROUP
   std::vector<V1Hierarchy> v1;    // v1: the hierarchies, mounted read-only inside the pod
-  // v1: moves `pid` (the pod's init, before it goes on) into each of the pod's cgroups.
-  [[nodiscard]] sys::Result<void> join(pid_t pid) const;
+  std::vector<sys::Fd> v1_tasks;  // v1: each cgroup's `tasks`, open for writing: the init moves itself
 };
 // On failure, whatever was made is removed again.
 [[nodiscard]] sys::Result<PodCgroups> create_cgroups(const CgroupPlace& place, const Limits& limits);

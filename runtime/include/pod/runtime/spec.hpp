@@ -114,7 +114,10 @@ struct PodSpec {
   // way the init makes the pod's cgroup namespace once it is in place, so the pod sees
   // its own cgroups only, mounted read-only at /sys/fs/cgroup.
   int cgroup_v2_fd = -1;  // cgroup v2: the init is cloned straight into it (CLONE_INTO_CGROUP)
-  std::function<sys::Result<void>(pid_t)> join_cgroups;  // cgroup v1: moves the init before it goes on
+  // cgroup v1: the `tasks` files of the pod's cgroups, opened for writing; the init
+  // moves itself in first thing (writing "0" there spares the RCU grace period that
+  // moving another process costs, some 10 ms).
+  std::vector<int> cgroup_v1_tasks;
   std::vector<std::vector<std::string>> cgroup_v1_mounts;  // v1: controllers of each hierarchy the pod mounts
 };
 
