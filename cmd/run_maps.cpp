@@ -110,10 +110,29 @@ sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& sto
   return out;
 }
 
+namespace {
+
+bool disjoint(const idmap::IdMap& a, const idmap::IdMap& b) {
+  idmap::RangeSet bs = idmap::host_ids(b);
+  for (const auto& iv : idmap::host_ids(a).intervals())
+    if (bs.first_common(iv.start, iv.end)) return false;
+  return true;
+}
+
+}  // namespace
+
 idmap::InUse lease_files_in_use(sys::FdRef store) {
   return idmap::store_files_in_use(store, [](sys::FdRef shifted, const std::string& name, const idmap::Lease& l) {
     auto to = shift::ShiftCache(shifted).target_of(name);
-    return to && *to == shift::canonical_text(idmap::MapSpec{l.uids, l.gids});
+    if (!to) return false;
+    if (*to == shift::canonical_text(idmap::MapSpec{l.uids, l.gids})) return true;
+    // A shifted tree holds only ids of the map it was shifted to (and the overflow id,
+    // which no lease has): one to a map apart from the lease's need not be walked. Its
+    // map is in host ids only for root; an ordinary user's is seen through the store's
+    // namespace.
+    if (!caller_is_root()) return false;
+    auto t = idmap::parse_map_spec(*to);
+    return t && disjoint(t->uids, l.uids) && disjoint(t->gids, l.gids);
   });
 }
 

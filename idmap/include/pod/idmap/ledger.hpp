@@ -68,8 +68,9 @@ struct AllocRequest {
 // A path below the store whose owner is one of the lease's host ids, or nullopt.
 using InUse = std::function<Result<std::optional<std::string>>(const Lease&)>;
 
-// Whether the entry `name` of STORE/shifted is a tree shifted for exactly the lease's
-// map: the cache's, reused by the next pod with that map, not a leftover of the lease.
+// Whether the entry `name` of STORE/shifted can be left out of the walk: a tree shifted
+// for exactly the lease's map (the cache's, reused by the next pod with that map, not a
+// leftover of the lease), or one known to hold none of the lease's ids.
 using CachedForLease = std::function<bool(sys::FdRef shifted, const std::string& name, const Lease&)>;
 
 // Looks in STORE/pods and STORE/shifted (those that exist) with the census walk,
