@@ -318,6 +318,9 @@ int run_doctor(bool as_json) {
                               me.root ? "Linux 5.19 or later" : "none needed: pods use --shift=chown"));
   checks.push_back(from_probe("lowerdir_plus", "overlay lowerdir+", probes.lowerdir_plus,
                               "Linux 6.8 or later, for images of many layers"));
+  checks.push_back(from_probe("metacopy_lowers", "overlay metacopy layers", probes.metacopy_lowers,
+                              me.root ? "Linux 4.19 or later: meanwhile --shift=chown copies each layer's data"
+                                      : "none needed: without root, --shift=chown copies each layer's data"));
   for (auto& c : check_cgroups(me)) checks.push_back(std::move(c));
   checks.push_back(check_tun());
   checks.push_back(check_program("pasta", "pasta (network)", "pasta", "passt",

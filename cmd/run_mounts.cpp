@@ -182,7 +182,7 @@ sys::Result<RootfsSources> prepare_sources(const cas::Store& store, std::vector<
   maps.stored = {inner_identity(plan.maps.view.uids), inner_identity(plan.maps.view.gids)};
   maps.pod = plan.maps.view;
   for (auto& img : images) {
-    s.lowers.push_back(POD_TRY(runtime::prepare_lowers(img.layers, plan.engine.engine, maps, shifted, plan.uuid,
+    s.lowers.push_back(POD_TRY(runtime::prepare_lowers(img.layers, plan.engine, maps, shifted, plan.uuid,
                                                        shift_keys)));
     std::vector<runtime::Layer> layers;
     for (const auto& l : img.layers)
@@ -246,7 +246,8 @@ sys::Result<std::vector<runtime::AppMounts>> mount_apps(RootfsSources& sources, 
     if (plan.engine.engine == runtime::Engine::none && plan.maps.new_userns)
       POD_TRY(make_etc_mount_points(*lowers, own.upper, view_of(plan.maps.view.uids, 0), view_of(plan.maps.view.gids, 0),
                                     plan.net_request.mode != runtime::NetMode::none));
-    m.rootfs = POD_TRY(runtime::compose_rootfs(*lowers, own.upper, own.work, plan.maps.rootless, own.copy, fallback));
+    m.rootfs = POD_TRY(runtime::compose_rootfs(*lowers, own.upper, own.work, plan.maps.rootless,
+                                                   plan.engine.metacopy, own.copy, fallback));
     if (fallback) notes.push_back(*fallback);
     for (const auto& v : volumes) {
       sys::Fd src = v.arg.idmap ? POD_TRY_CTX(idmap::idmapped_mount(v.dir, userns), "volume '{}'", v.arg.source)

@@ -37,8 +37,10 @@ std::vector<MountLine> mount_lines(const Plan& p, std::size_t app) {
   const PlannedApp& a = p.apps[app];
   std::vector<MountLine> m;
   std::string lowers = fmt::format("{} layer{}", a.layers.size(), a.layers.size() == 1 ? "" : "s");
-  m.push_back({"/", fmt::format("overlay of {} ({}) under pods/{}/upper{}", lowers,
-                                runtime::engine_name(p.engine.engine), p.uuid, app_dir_suffix(p, app))});
+  std::string engine = runtime::engine_name(p.engine.engine);
+  if (p.engine.metacopy) engine += ", each under its metadata-only shifted copy, metacopy=on";
+  m.push_back({"/", fmt::format("overlay of {} ({}) under pods/{}/upper{}", lowers, engine, p.uuid,
+                                app_dir_suffix(p, app))});
   m.push_back({"/proc", "proc; kcore, keys, timer_list, sysrq-trigger and others masked; sys, bus, fs, irq read-only"});
   m.push_back({"/sys", p.net == "host" ? "the host's /sys, read-only" : "sysfs, read-only"});
   m.push_back({"/dev", "tmpfs with null, zero, full, random, urandom, tty"});
@@ -71,7 +73,9 @@ void print_plan(const Plan& p, bool json) {
     j["hostname"] = p.hostname;
     j["userns"] = {{"policy", m.policy}, {"new", m.new_userns}, {"uid_map", m.host.uids.str()},
                    {"gid_map", m.host.gids.str()}, {"lease", lease.empty() ? nlohmann::json() : nlohmann::json(lease)}};
-    j["rootfs"] = {{"engine", runtime::engine_name(p.engine.engine)}, {"reason", p.engine.reason}};
+    j["rootfs"] = {{"engine", runtime::engine_name(p.engine.engine)},
+                   {"reason", p.engine.reason},
+                   {"metacopy", p.engine.metacopy}};
     j["net"] = p.net;
     j["network"] = network_json(p);
     j["cgroup"] = cgroup_plan_json(p);

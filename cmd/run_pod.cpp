@@ -137,7 +137,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
 
   bool maps_equal = plan.maps.policy == "keep" || plan.maps.policy == "host";
   std::optional<overlay::Probes> probes;
-  if (!plan.maps.rootless && !maps_equal && (a.shift == "auto" || a.shift == "idmap"))
+  if (!plan.maps.rootless && !maps_equal && a.shift != "none")
     probes = POD_TRY(overlay::cached_probes(st.store.dir(), st.store.tmp_dir()));
   plan.engine = POD_TRY(runtime::choose_engine(a.shift, maps_equal, !plan.maps.rootless, probes ? &*probes : nullptr));
 

@@ -168,6 +168,7 @@ Result<Fd> compose(std::span<const FdRef> lowers, FdRef upper, FdRef work, const
     POD_TRY_CTX(set_dir(fs, "workdir", work, dirs), "composing a root filesystem: the work directory");
   }
   if (options.userxattr) POD_TRY_CTX(fs.set_flag("userxattr"), "composing a root filesystem");
+  if (options.metacopy) POD_TRY_CTX(fs.set_string("metacopy", "on"), "composing a root filesystem");
   POD_TRY_CTX(fs.create(), "composing a root filesystem of {} layers", lowers.size());
   // nodev: the pod gets its own /dev. Not nosuid: setuid files of the image work as
   // they would in the image, for ids of the pod's user namespace.

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +187,35 @@ Probe probe_lowerdir_plus(const std::string& path) {
   return {false, "no \"lowerdir+\" (Linux 6.8+): layers go in one \"lowerdir=\" string of at most 255 bytes"};
 }
 
+// A lower layer of one metadata-only file over a layer with its data, read through the
+// overlay: what the chown engine's metacopy entries need.
+Probe probe_metacopy_lowers(const std::string& path) {
+  if (::geteuid() != 0) return {false, "metadata-only layers are marked with trusted.* xattrs, which need root"};
+  auto s = open_scratch(path);
+  if (!s) return fail(s.error());
+  // The data layer and the metadata-only layer above it.
+  auto made = [&]() -> sys::Result<std::pair<Fd, Fd>> {
+    POD_TRY(sys::ensure_dir(s->base, "md", 0755));
+    POD_TRY(sys::ensure_dir(s->base, "mm", 0755));
+    Fd file = POD_TRY(sys::open_at(s->base, "md/f", O_WRONLY | O_CREAT | O_EXCL, 0644));
+    POD_TRY(sys::write_all(file, "pod"));
+    Fd meta = POD_TRY(sys::open_at(s->base, "mm/f", O_WRONLY | O_CREAT | O_EXCL, 0644));
+    if (::ftruncate(meta.get(), 3) != 0) return sys::sys_error("ftruncate");
+    if (::fsetxattr(meta.get(), "trusted.overlay.metacopy", "", 0, 0) != 0)
+      return sys::sys_error("setting trusted.overlay.metacopy");
+    return std::pair{POD_TRY(sys::open_dir(s->base, "md")), POD_TRY(sys::open_dir(s->base, "mm"))};
+  }();
+  if (!made) return fail(made.error(), "cannot make a metadata-only file on the store's filesystem");
+  auto& [data, meta] = *made;
+  FdRef lowers[] = {data, meta};
+  auto m = compose(lowers, s->u1, s->w1, {.read_only = true, .metacopy = true});
+  if (!m) return fail(m.error(), "overlayfs refuses metacopy=on (Linux 4.19+)");
+  auto text = sys::read_file(*m, "f", 16);
+  if (!text) return fail(text.error(), "overlayfs does not find the data of a metadata-only lower file");
+  if (*text != "pod") return {false, "overlayfs reads the wrong data for a metadata-only lower file"};
+  return {true, "overlayfs reads metadata-only lower files from the layer below (metacopy=on)"};
+}
+
 // Makes the scratch directories in `parent`; returns their absolute path.
 sys::Result<std::string> make_scratch(FdRef parent, std::string& name) {
   name = POD_TRY(sys::make_temp_dir(parent, "probe-"));
@@ -210,12 +240,13 @@ Probes run_probes(FdRef scratch) {
   auto path = make_scratch(scratch, name);
   if (!path) {
     Probe no = fail(std::move(path.error()).context("making the probe's scratch directory"));
-    p.overlay_in_userns = p.idmapped_store = p.overlay_over_idmapped = p.lowerdir_plus = no;
+    p.overlay_in_userns = p.idmapped_store = p.overlay_over_idmapped = p.lowerdir_plus = p.metacopy_lowers = no;
   } else {
     p.overlay_in_userns = in_child([&] { return probe_overlay_in_userns(*path); });
     p.idmapped_store = in_child([&] { return probe_idmapped_store(*path); });
     p.overlay_over_idmapped = in_child([&] { return probe_overlay_over_idmapped(*path); });
     p.lowerdir_plus = in_child([&] { return probe_lowerdir_plus(*path); });
+    p.metacopy_lowers = in_child([&] { return probe_metacopy_lowers(*path); });
   }
   // Overlayfs leaves a mode 000 directory in each work dir: an ordinary user removes
   // the scratch as root of its own user namespace.

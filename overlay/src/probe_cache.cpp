@@ -15,9 +15,10 @@ namespace {
 constexpr const char* kCacheFile = "probes.json";
 
 Probe Probes::*const kMembers[] = {&Probes::userns, &Probes::overlay_in_userns, &Probes::idmapped_store,
-                                   &Probes::overlay_over_idmapped, &Probes::lowerdir_plus};
+                                   &Probes::overlay_over_idmapped, &Probes::lowerdir_plus,
+                                   &Probes::metacopy_lowers};
 const char* const kNames[] = {"userns", "overlay_in_userns", "idmapped_store", "overlay_over_idmapped",
-                              "lowerdir_plus"};
+                              "lowerdir_plus", "metacopy_lowers"};
 
 Result<std::string> this_boot() {
   std::string id = POD_TRY_CTX(sys::read_file(sys::FdRef::cwd(), "/proc/sys/kernel/random/boot_id", 64),

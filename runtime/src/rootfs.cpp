@@ -36,7 +36,11 @@ sys::Result<EngineChoice> choose_engine(std::string_view requested, bool maps_eq
     return EngineChoice{Engine::none, maps_equal ? "the pod uses the store's own mapping"
                                                  : "asked for: files keep the store's owners (ids outside the "
                                                    "pod's map show as nobody)"};
-  if (requested == "chown") return EngineChoice{Engine::chown, "asked for: layers from the shifted-tree cache"};
+  // A shifted copy need not hold the data: overlayfs reads it from the layer below.
+  bool metacopy = root && probes && probes->metacopy_lowers.ok;
+  const char* copies = metacopy ? "metadata-only shifted copies above the layers (overlay metacopy)" : "shifted copies";
+  if (requested == "chown")
+    return EngineChoice{Engine::chown, fmt::format("asked for: {} from the shifted-tree cache", copies), metacopy};
   if (requested == "idmap") {
     if (!idmap_ok) return sys::make_error(ENOTSUP, "--shift idmap is not possible here: {}", idmap_why);
     return EngineChoice{Engine::idmap, "asked for: idmapped mounts of each layer"};
@@ -45,21 +49,21 @@ sys::Result<EngineChoice> choose_engine(std::string_view requested, bool maps_eq
     return sys::make_error(EINVAL, "--shift '{}' is not one of auto, none, chown, idmap", requested);
   if (maps_equal) return EngineChoice{Engine::none, "the pod's map is the store's: nothing to shift"};
   if (idmap_ok) return EngineChoice{Engine::idmap, "idmapped mounts work on the store's filesystem: no copy"};
-  return EngineChoice{Engine::chown, fmt::format("idmap is not possible ({}): shifted copies", idmap_why)};
+  return EngineChoice{Engine::chown, fmt::format("idmap is not possible ({}): {}", idmap_why, copies), metacopy};
 }
 
-sys::Result<std::vector<sys::Fd>> prepare_lowers(std::vector<Layer>& layers, Engine engine, const RootfsMaps& maps,
-                                                 sys::FdRef shift_dir, std::string_view pod_uuid,
-                                                 std::vector<std::string>& keys) {
+sys::Result<std::vector<sys::Fd>> prepare_lowers(std::vector<Layer>& layers, const EngineChoice& engine,
+                                                 const RootfsMaps& maps, sys::FdRef shift_dir,
+                                                 std::string_view pod_uuid, std::vector<std::string>& keys) {
   std::vector<sys::Fd> out;
-  if (engine == Engine::idmap) return out;
+  if (engine.engine == Engine::idmap) return out;
   shift::ShiftCache cache(shift_dir);
   for (auto& layer : layers) {
-    if (engine == Engine::none) {
+    if (engine.engine == Engine::none || engine.metacopy)
       out.push_back(POD_TRY(sys::open_at(layer.root, ".", O_RDONLY | O_DIRECTORY)));
-      continue;
-    }
-    auto entry = POD_TRY_CTX(cache.acquire(layer.root, layer.digest, maps.stored, maps.pod, pod_uuid),
+    if (engine.engine == Engine::none) continue;
+    auto data = engine.metacopy ? shift::CopyData::metacopy : shift::CopyData::full;
+    auto entry = POD_TRY_CTX(cache.acquire(layer.root, layer.digest, maps.stored, maps.pod, pod_uuid, data),
                              "shifting layer {}", layer.digest);
     keys.push_back(entry.key);
     out.push_back(std::move(entry.root));
@@ -75,12 +79,13 @@ sys::Result<std::vector<sys::Fd>> idmap_lowers(const std::vector<Layer>& layers,
 }
 
 sys::Result<sys::Fd> compose_rootfs(const std::vector<sys::Fd>& lowers, sys::FdRef upper, sys::FdRef work,
-                                    bool userxattr, sys::FdRef copy_dir, std::optional<std::string>& fallback) {
+                                    bool userxattr, bool metacopy, sys::FdRef copy_dir,
+                                    std::optional<std::string>& fallback) {
   std::vector<sys::FdRef> refs(lowers.begin(), lowers.end());
-  overlay::ComposeOptions opts{.userxattr = userxattr};
+  overlay::ComposeOptions opts{.userxattr = userxattr, .metacopy = metacopy};
   auto mounted = overlay::compose(refs, upper, work, opts);
   if (mounted) return std::move(*mounted);
-  if (mounted.error().code != EPERM && mounted.error().code != EINVAL && mounted.error().code != ENODEV)
+  if (metacopy || (mounted.error().code != EPERM && mounted.error().code != EINVAL && mounted.error().code != ENODEV))
     return std::unexpected(mounted.error());
   fallback = fmt::format("overlayfs was refused ({}): the pod gets a copy of its layers", mounted.error().what());
   POD_TRY(overlay::flatten(refs, copy_dir, opts));

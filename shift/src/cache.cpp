@@ -23,7 +23,6 @@ namespace {
 
 constexpr const char* kRefs = "refs.json";
 constexpr const char* kLock = "lock";
-constexpr const char* kJournal = ".root.pod-shift";
 
 using Refs = std::map<std::string, std::vector<std::string>>;
 
@@ -50,8 +49,10 @@ Result<void> write_refs(sys::FdRef dir, const Refs& refs) {
   return sys::write_file_atomic(dir, kRefs, o.dump(2) + "\n", 0600, sys::Sync::no);
 }
 
-std::string origin_text(std::string_view digest, const std::string& from, const std::string& to) {
-  return json{{"tree", digest}, {"from", from}, {"to", to}}.dump() + "\n";
+std::string origin_text(std::string_view digest, const std::string& from, const std::string& to, CopyData data) {
+  json o{{"tree", digest}, {"from", from}, {"to", to}};
+  if (data == CopyData::metacopy) o["data"] = "metacopy";
+  return o.dump() + "\n";
 }
 
 bool is_key(std::string_view n) {
@@ -60,23 +61,21 @@ bool is_key(std::string_view n) {
 
 }  // namespace
 
-std::string cache_key(std::string_view tree_digest, const idmap::MapSpec& source, const idmap::MapSpec& target) {
+std::string cache_key(std::string_view tree_digest, const idmap::MapSpec& source, const idmap::MapSpec& target,
+                      CopyData data) {
   // Two FNV-1a hashes over distinct prefixes: 128 bits. Not a security boundary: every
   // entry's origin file is compared in full before it is reused.
   std::string text = fmt::format("{}\n{}\n{}", tree_digest, canonical_text(source), canonical_text(target));
+  if (data == CopyData::metacopy) text += "\nmetacopy";
   return fmt::format("{:016x}{:016x}", idmap::name_hash("pod-shift-a\n" + text), idmap::name_hash("pod-shift-b\n" + text));
 }
 
-Result<bool> ShiftCache::usable(std::string_view key, std::string_view origin, const std::string& from,
-                                const std::string& to) const {
+Result<bool> ShiftCache::usable(std::string_view key, std::string_view origin) const {
   std::string k(key);
   if (!sys::exists_at(dir_, k)) return false;
   sys::Fd entry = POD_TRY(sys::open_at(dir_, k, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   auto text = sys::read_file(entry, "origin", 1 << 16);
-  if (!text || *text != origin) return false;
-  auto j = JournalFiles(entry, kJournal).read();
-  if (!j || !*j) return false;
-  return (*j)->state == Journal::State::done && (*j)->from == from && (*j)->to == to;
+  return text && *text == origin;
 }
 
 std::optional<std::string> ShiftCache::target_of(std::string_view key) const {
@@ -92,24 +91,23 @@ std::optional<std::string> ShiftCache::target_of(std::string_view key) const {
 
 Result<CacheEntry> ShiftCache::acquire(sys::FdRef tree_root, std::string_view tree_digest,
                                        const idmap::MapSpec& source, const idmap::MapSpec& target,
-                                       std::string_view pod, const Options& options) {
-  POD_TRY(make_shift(source, target));
+                                       std::string_view pod, CopyData data, Unmapped unmapped) {
+  Shift shift = POD_TRY(make_shift(source, target));
   std::string from = canonical_text(source), to = canonical_text(target);
   CacheEntry e;
-  e.key = cache_key(tree_digest, source, target);
-  std::string origin = origin_text(tree_digest, from, to);
+  e.key = cache_key(tree_digest, source, target, data);
+  std::string origin = origin_text(tree_digest, from, to, data);
   // Held across the build: two pods asking for the same entry build it once, and gc
   // never removes what is being handed out.
   FileLock lock = POD_TRY(FileLock::acquire(dir_, kLock, FileLock::Mode::exclusive));
-  bool ok = POD_TRY(usable(e.key, origin, from, to));
+  bool ok = POD_TRY(usable(e.key, origin));
   if (!ok) {
     POD_TRY_CTX(sys::remove_tree(dir_, e.key), "removing the damaged shifted tree {}", e.key);
     std::string tmp = POD_TRY(sys::make_temp_dir(dir_, "tmp-", 0700));
     sys::Fd t = POD_TRY(sys::open_at(dir_, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    POD_TRY_CTX(copy_tree(tree_root, t, "root"), "copying layer {}", tree_digest);
-    sys::Fd root = POD_TRY(sys::open_at(t, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    POD_TRY_CTX(shift_tree(root, JournalFiles(t, kJournal), source, target, options), "shifting layer {} to {}",
-                tree_digest, to);
+    CopyOptions copy{.data = data, .shift = &shift, .unmapped = unmapped};
+    POD_TRY_CTX(copy_tree(tree_root, t, "root", copy), "shifting layer {} to {}", tree_digest, to);
+    // Written last: an entry without it (or with another) is never reused.
     POD_TRY(sys::write_file_atomic(t, "origin", origin, 0600));
     // Named only once complete, so a reader never meets a half-shifted entry.
     if (::renameat(dir_.get(), tmp.c_str(), dir_.get(), e.key.c_str()) < 0)

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "pod/shift/xattrs.hpp"
 #include "walk.hpp"
 
 namespace pod::shift {
@@ -22,8 +23,20 @@ namespace {
 using sys::Fd;
 using sys::Result;
 
+constexpr const char* kMetacopy = "trusted.overlay.metacopy";
+
+// A directory's opaque mark would stop overlayfs before the source's entries, where the
+// data of the metacopy files is; the source keeps its own mark, so it still applies.
+bool opaque_mark(const char* name) {
+  return std::strcmp(name, "trusted.overlay.opaque") == 0 || std::strcmp(name, "user.overlay.opaque") == 0;
+}
+
 struct Copier {
   dev_t dev = 0;
+  CopyData contents = CopyData::full;
+  const Shift* shift = nullptr;
+  Unmapped unmapped = Unmapped::error;
+  mode_t umask_ = 022;
   Fd dst_root;
   std::map<std::pair<dev_t, ino_t>, std::string> linked;  // first path of each nlink>1 inode
   CopyStats stats;
@@ -32,25 +45,51 @@ struct Copier {
     return d.empty() ? std::string(n) : d + "/" + std::string(n);
   }
 
+  // The id a copy gets: the source's, or shifted.
+  Result<std::uint32_t> shifted(const KindShift& k, std::uint32_t id, const char* kind, const std::string& path) const {
+    auto a = k.map(id, false);
+    if (a.verdict == KindShift::Verdict::shift) return a.id;
+    if (unmapped == Unmapped::overflow) return kOverflowId;
+    return sys::make_error(ERANGE, "'{}': {} {} is outside the source map", path, kind, id);
+  }
+
+  // A capability or ACL value with its ids shifted (the value itself when not shifting).
+  Result<std::string> shifted_xattr(const char* name, std::string value, const std::string& path) const {
+    bool cap = std::strcmp(name, kCapXattr) == 0;
+    if (!shift || (!cap && std::strcmp(name, kAclAccess) != 0 && std::strcmp(name, kAclDefault) != 0)) return value;
+    Rewrite w = cap ? rewrite_capability(value, *shift, false, unmapped) : rewrite_acl(value, *shift, false, unmapped);
+    if (w.status == Rewrite::Status::unmapped || w.status == Rewrite::Status::invalid)
+      return sys::make_error(ERANGE, "'{}': {}: {}", path, name, w.problem);
+    return w.status == Rewrite::Status::changed ? std::move(w.value) : value;
+  }
+
   // Every xattr, capabilities and ACLs included; after the chown, which would drop a
   // capability, and before the chmod, as an ACL sets the group bits.
-  static Result<void> copy_xattrs(const char* src, int src_fd, const char* dst, int dst_fd, const std::string& path) {
+  Result<void> copy_xattrs(const char* src, int src_fd, const char* dst, int dst_fd, const std::string& path) const {
     auto list = [&](char* b, std::size_t n) { return src_fd >= 0 ? ::flistxattr(src_fd, b, n) : ::llistxattr(src, b, n); };
-    ssize_t len = list(nullptr, 0);
+    // One call for the usual short list; the size is asked only for a longer one.
+    std::vector<char> names(1024);
+    ssize_t len = list(names.data(), names.size());
+    if (len < 0 && errno == ERANGE) {
+      len = list(nullptr, 0);
+      if (len >= 0) {
+        names.resize(static_cast<std::size_t>(len) + 1);
+        len = list(names.data(), names.size());
+      }
+    }
     if (len < 0) return errno == ENOTSUP ? Result<void>{} : sys::sys_error("listing xattrs of '{}'", path);
-    std::vector<char> names(static_cast<std::size_t>(len) + 1);
-    len = list(names.data(), names.size());
-    if (len < 0) return sys::sys_error("listing xattrs of '{}'", path);
     for (std::size_t off = 0; off < static_cast<std::size_t>(len); off += std::strlen(names.data() + off) + 1) {
       const char* name = names.data() + off;
+      if (contents == CopyData::metacopy && opaque_mark(name)) continue;
       auto get = [&](void* b, std::size_t n) { return src_fd >= 0 ? ::fgetxattr(src_fd, name, b, n) : ::lgetxattr(src, name, b, n); };
       ssize_t vl = get(nullptr, 0);
       if (vl < 0) return sys::sys_error("reading xattr {} of '{}'", name, path);
       std::string v(static_cast<std::size_t>(vl), '\0');
       vl = get(v.data(), v.size());
       if (vl < 0) return sys::sys_error("reading xattr {} of '{}'", name, path);
-      int rc = dst_fd >= 0 ? ::fsetxattr(dst_fd, name, v.data(), static_cast<std::size_t>(vl), 0)
-                           : ::lsetxattr(dst, name, v.data(), static_cast<std::size_t>(vl), 0);
+      v.resize(static_cast<std::size_t>(vl));
+      v = POD_TRY(shifted_xattr(name, std::move(v), path));
+      int rc = dst_fd >= 0 ? ::fsetxattr(dst_fd, name, v.data(), v.size(), 0) : ::lsetxattr(dst, name, v.data(), v.size(), 0);
       if (rc < 0) return sys::sys_error("writing xattr {} of '{}'", name, path);
     }
     return {};
@@ -84,14 +123,25 @@ struct Copier {
     return {};
   }
 
+  Result<std::pair<uid_t, gid_t>> owner(const struct stat& st, const std::string& path) const {
+    if (!shift) return std::pair{st.st_uid, st.st_gid};
+    return std::pair{POD_TRY(shifted(shift->uids, st.st_uid, "uid", path)),
+                     POD_TRY(shifted(shift->gids, st.st_gid, "gid", path))};
+  }
+
+  // `created`: the mode the copy was made with. A chmod is needed when that is not the
+  // source's, setuid and setgid bits always (the chown clears them).
   Result<void> finish(int fd, const char* dst_path, int dst_dir, const char* name, const struct stat& st, const std::string& path,
-                      const char* src_path, int src_fd) {
+                      const char* src_path, int src_fd, mode_t created = 0) {
     bool lnk = S_ISLNK(st.st_mode);
-    if (fd >= 0 ? ::fchown(fd, st.st_uid, st.st_gid) : ::fchownat(dst_dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW))
+    auto [uid, gid] = POD_TRY(owner(st, path));
+    if (fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(dst_dir, name, uid, gid, AT_SYMLINK_NOFOLLOW))
       return sys::sys_error("chown of the copy of '{}'", path);
     if (!lnk) {
+      // An access ACL sets the group bits to its mask, which the source's mode has too.
       POD_TRY(copy_xattrs(src_path, src_fd, dst_path, fd, path));
-      if (fd >= 0 ? ::fchmod(fd, st.st_mode & 07777) : ::fchmodat(dst_dir, name, st.st_mode & 07777, 0))
+      if ((st.st_mode & 07777) != created &&
+          (fd >= 0 ? ::fchmod(fd, st.st_mode & 07777) : ::fchmodat(dst_dir, name, st.st_mode & 07777, 0)))
         return sys::sys_error("chmod of the copy of '{}'", path);
     }
     timespec ts[2] = {st.st_atim, st.st_mtim};
@@ -116,8 +166,49 @@ struct Copier {
       }
       std::string_view n = e->d_name;
       if (n == "." || n == "..") continue;
-      POD_TRY(entry(src, dst, join(path, n), e->d_name, depth));
+      if (e->d_type == DT_REG)
+        POD_TRY(regular(src, dst, join(path, n), e->d_name));
+      else
+        POD_TRY(entry(src, dst, join(path, n), e->d_name, depth));
     }
+  }
+
+  // A hard link to an inode copied before: linked, true. Otherwise notes the inode.
+  Result<bool> linked_again(const struct stat& st, int dst, const char* name, const std::string& path) {
+    if (S_ISDIR(st.st_mode) || st.st_nlink < 2) return false;
+    auto [it, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, path);
+    if (fresh) return false;
+    if (::linkat(dst_root.get(), it->second.c_str(), dst, name, 0) < 0) return sys::sys_error("linking '{}'", path);
+    ++stats.links;
+    return true;
+  }
+
+  // A regular file, opened by name (readdir said so; never a fifo's open that blocks, and
+  // what it turns out to be is checked before anything is made).
+  Result<void> regular(int src, int dst, const std::string& path, const char* name) {
+    Fd in(::openat(src, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+    if (!in) return sys::sys_error("opening '{}'", path);
+    struct stat st;
+    if (::fstat(in.get(), &st) < 0) return sys::sys_error("stat '{}'", path);
+    if (!S_ISREG(st.st_mode)) return sys::make_error(EAGAIN, "'{}' changed while it was copied", path);
+    if (st.st_dev != dev) return sys::make_error(EXDEV, "'{}' is on another filesystem", path);
+    ++stats.inodes;
+    if (POD_TRY(linked_again(st, dst, name, path))) return {};
+    return regular_copy(in.get(), st, dst, name, path);
+  }
+
+  Result<void> regular_copy(int in, const struct stat& st, int dst, const char* name, const std::string& path) {
+    mode_t created = st.st_mode & 0777 & ~umask_;
+    Fd out(::openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, created));
+    if (!out) return sys::sys_error("creating the copy of '{}'", path);
+    if (contents == CopyData::metacopy) {
+      // Size without blocks, as overlayfs's own metadata-only copy-up leaves it.
+      if (::ftruncate(out.get(), st.st_size) < 0) return sys::sys_error("sizing the copy of '{}'", path);
+      if (::fsetxattr(out.get(), kMetacopy, "", 0, 0) < 0) return sys::sys_error("marking the copy of '{}'", path);
+    } else {
+      POD_TRY(copy_data(in, out.get(), st.st_size, path));
+    }
+    return finish(out.get(), nullptr, dst, name, st, path, nullptr, in, created);
   }
 
   Result<void> entry(int src, int dst, const std::string& path, const char* name, int depth) {
@@ -128,14 +219,7 @@ struct Copier {
     if (st.st_dev != dev) return sys::make_error(EXDEV, "'{}' is on another filesystem", path);
     ++stats.inodes;
     detail::ProcPath pp(pin.get());
-    if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-      auto [it, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, path);
-      if (!fresh) {
-        if (::linkat(dst_root.get(), it->second.c_str(), dst, name, 0) < 0) return sys::sys_error("linking '{}'", path);
-        ++stats.links;
-        return {};
-      }
-    }
+    if (POD_TRY(linked_again(st, dst, name, path))) return {};
     if (S_ISDIR(st.st_mode)) {
       Fd in(::openat(pin.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!in) return sys::sys_error("opening '{}'", path);
@@ -143,16 +227,13 @@ struct Copier {
       Fd out(::openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!out) return sys::sys_error("opening the copy of '{}'", path);
       POD_TRY(dir(in.get(), out.get(), path, depth + 1));
-      return finish(out.get(), nullptr, dst, name, st, path, nullptr, in.get());
+      return finish(out.get(), nullptr, dst, name, st, path, nullptr, in.get(), 0700 & ~umask_);
     }
     if (S_ISREG(st.st_mode)) {
       // Reopened through the pinned inode: never a different file than the one checked.
       Fd in(::open(pp.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
       if (!in) return sys::sys_error("opening '{}'", path);
-      Fd out(::openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!out) return sys::sys_error("creating the copy of '{}'", path);
-      POD_TRY(copy_data(in.get(), out.get(), st.st_size, path));
-      return finish(out.get(), nullptr, dst, name, st, path, nullptr, in.get());
+      return regular_copy(in.get(), st, dst, name, path);
     }
     if (S_ISLNK(st.st_mode)) {
       std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
@@ -168,7 +249,8 @@ struct Copier {
     if (!out) return sys::sys_error("opening the copy of '{}'", path);
     detail::ProcPath op(out.get());
     std::string dst_path = op.c_str();
-    if (::fchownat(out.get(), "", st.st_uid, st.st_gid, AT_EMPTY_PATH) < 0) return sys::sys_error("chown of '{}'", path);
+    auto [uid, gid] = POD_TRY(owner(st, path));
+    if (::fchownat(out.get(), "", uid, gid, AT_EMPTY_PATH) < 0) return sys::sys_error("chown of '{}'", path);
     POD_TRY(copy_xattrs(pp.c_str(), -1, dst_path.c_str(), -1, path));
     if (::fchmodat(AT_FDCWD, dst_path.c_str(), st.st_mode & 07777, 0) < 0) return sys::sys_error("chmod of '{}'", path);
     timespec ts[2] = {st.st_atim, st.st_mtim};
@@ -179,18 +261,23 @@ struct Copier {
 
 }  // namespace
 
-Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view name) {
+Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view name, const CopyOptions& options) {
   std::string n(name);
   struct stat st;
   if (::fstat(src.get(), &st) < 0) return sys::sys_error("stat of the tree to copy");
   if (::mkdirat(dst_dir.get(), n.c_str(), 0700) < 0) return sys::sys_error("making '{}'", n);
   Copier c;
   c.dev = st.st_dev;
+  c.umask_ = ::umask(0);  // read, and put back at once: the mode new files are made with
+  ::umask(c.umask_);
+  c.contents = options.data;
+  c.shift = options.shift;
+  c.unmapped = options.unmapped;
   c.dst_root = Fd(::openat(dst_dir.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!c.dst_root) return sys::sys_error("opening '{}'", n);
   c.stats.inodes = 1;
   POD_TRY(c.dir(src.get(), c.dst_root.get(), "", 0));
-  POD_TRY(c.finish(c.dst_root.get(), nullptr, dst_dir.get(), n.c_str(), st, ".", nullptr, src.get()));
+  POD_TRY(c.finish(c.dst_root.get(), nullptr, dst_dir.get(), n.c_str(), st, ".", nullptr, src.get(), 0700 & ~c.umask_));
   return c.stats;
 }
 

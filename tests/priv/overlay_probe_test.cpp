@@ -64,6 +64,7 @@ TEST_SUITE("needs:root") {
     CHECK(p.overlay_over_idmapped.ok);
     CHECK(p.lowerdir_plus.ok);
     CHECK(p.lowerdir_plus.detail.find("fds") != std::string::npos);
+    CHECK(p.metacopy_lowers.ok);
     CHECK(p.boot_id.size() == 36);
     CHECK(is_empty(t.path));
   }
@@ -78,7 +79,7 @@ TEST_SUITE("needs:root") {
       Probes p = run_probes(t.fd);
       print(p);
       if (!p.userns.ok || !p.overlay_in_userns.ok || !p.lowerdir_plus.ok) return 2;
-      if (p.idmapped_store.ok || p.overlay_over_idmapped.ok) return 3;
+      if (p.idmapped_store.ok || p.overlay_over_idmapped.ok || p.metacopy_lowers.ok) return 3;
       // (the filesystem is named: ext4 here, tmpfs where /tmp is one)
       if (p.idmapped_store.detail.find("not privileged over the filesystem of the store (") == std::string::npos)
         return 4;

@@ -1,12 +1,14 @@
 // The shifted-tree cache as root: a copy that keeps hard links, holes and xattrs, the
 // layer left untouched, reuse by a second pod, rebuild of a damaged entry, references
-// and gc.
+// and gc; metadata-only copies that overlayfs reads through to the layer.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -63,9 +65,73 @@ void make_layer(const std::string& l) {
   REQUIRE(std::system(("setfacl -m u:33:r " + l + "/sparse").c_str()) == 0);
 }
 
+std::string output_of(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  char buf[512];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
 }  // namespace
 
 TEST_SUITE("needs:root") {
+  TEST_CASE("shift cache: a metadata-only copy, shifted, that an overlay with metacopy=on reads through") {
+    Scratch s;
+    std::string layer = s.path + "/layer", cache = s.path + "/shifted";
+    make_layer(layer);
+    // An opaque directory: the mark must stay on the layer only, or overlayfs would stop
+    // at the copy and never reach the data below it.
+    REQUIRE(::mkdir((layer + "/opq").c_str(), 0755) == 0);
+    REQUIRE(::setxattr((layer + "/opq").c_str(), "trusted.overlay.opaque", "y", 1, 0) == 0);
+    REQUIRE(std::system(("printf inside >" + layer + "/opq/f").c_str()) == 0);
+    REQUIRE(::mkdir(cache.c_str(), 0700) == 0);
+    auto lfd = dir_fd(layer);
+    auto cfd = dir_fd(cache);
+    ShiftCache c(cfd);
+    auto source = spec("0:0:65536"), target = spec("0:300000:65536");
+    auto m = c.acquire(lfd, "sha256:aaaa", source, target, "pod-a", CopyData::metacopy);
+    REQUIRE_MESSAGE(m, (m ? "" : m.error().what()));
+    CHECK(m->key == cache_key("sha256:aaaa", source, target, CopyData::metacopy));
+    CHECK(m->key != cache_key("sha256:aaaa", source, target));
+    std::string root = cache + "/" + m->key + "/root";
+    auto su = lst(root + "/bin/su");
+    CHECK(su.st_uid == 300000);
+    CHECK((su.st_mode & 07777) == 04755);
+    CHECK(su.st_size == 4);
+    CHECK(su.st_blocks == 0);  // no data: it stays in the layer
+    CHECK(su.st_ino == lst(root + "/su-link").st_ino);
+    CHECK(::getxattr((root + "/bin/su").c_str(), "trusted.overlay.metacopy", nullptr, 0) == 0);
+    CHECK(lst(root + "/sparse").st_size == 64 << 20);
+    // No data extent at all (its blocks, if any, hold its xattrs).
+    int sparse = ::open((root + "/sparse").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(sparse >= 0);
+    errno = 0;
+    CHECK(::lseek(sparse, 0, SEEK_DATA) == -1);
+    CHECK(errno == ENXIO);
+    ::close(sparse);
+    char cap[64];
+    ssize_t cl = ::getxattr((root + "/bin/ping").c_str(), kCapXattr, cap, sizeof cap);
+    REQUIRE(cl > 0);
+    CHECK(capability_rootid(std::string(cap, static_cast<std::size_t>(cl))) == 300000u);
+    CHECK(::getxattr((root + "/opq").c_str(), "trusted.overlay.opaque", nullptr, 0) < 0);
+    CHECK(lst(root + "/fifo").st_uid == 301000);
+    // Stacked right above its layer, as a pod's overlay has it: shifted owners, the
+    // layer's data, the opaque directory's own files.
+    std::string mnt = s.path + "/m";
+    REQUIRE(::mkdir(mnt.c_str(), 0755) == 0);
+    std::string out = output_of("unshare -m sh -c 'mount -t overlay pod-test -o lowerdir=" + root + ":" + layer +
+                                ",metacopy=on " + mnt + " && stat -c %u:%a:%s " + mnt + "/bin/su && cat " + mnt +
+                                "/bin/su " + mnt + "/opq/f && ls " + mnt + "/opq' 2>&1");
+    CHECK(out == "300000:4755:4\ndatainside" "f\n");
+    // The layer is untouched.
+    CHECK(lst(layer + "/bin/su").st_uid == 0);
+    CHECK(::getxattr((layer + "/opq").c_str(), "trusted.overlay.opaque", nullptr, 0) == 1);
+  }
+
+
   TEST_CASE("shift cache: copy, shift once, share, rebuild when damaged, gc by references") {
     Scratch s;
     std::string layer = s.path + "/layer", cache = s.path + "/shifted";
@@ -114,8 +180,8 @@ TEST_SUITE("needs:root") {
     REQUIRE(other);
     CHECK(other->key != a->key);
     CHECK(lst(cache + "/" + other->key + "/root/bin/su").st_uid == 400000);
-    // A damaged journal: rebuilt, not trusted.
-    REQUIRE(std::system(("sed -i 's/\"done\"/\"running\"/' " + cache + "/" + a->key + "/.root.pod-shift").c_str()) == 0);
+    // A damaged origin: rebuilt, not trusted.
+    REQUIRE(std::system(("sed -i 's/300000/300001/' " + cache + "/" + a->key + "/origin").c_str()) == 0);
     auto again = c.acquire(lfd, "sha256:aaaa", source, target, "pod-b");
     REQUIRE(again);
     CHECK(again->built);

@@ -12,6 +12,7 @@ assert_contains "$(line 'cgroup version' "$out")" "cgroup"
 assert_contains "$(line 'user namespaces' "$out")" " ok "
 assert_contains "$(line 'idmapped mounts of the store' "$out")" " ok "
 assert_contains "$(line 'overlay in a user namespace' "$out")" " ok "
+assert_contains "$(line 'overlay metacopy layers' "$out")" " ok "
 pod doctor --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -36,6 +37,7 @@ assert_contains "$(line 'cgroup controllers' "$out")" " no "
 # The line after a gap is its fix.
 grep -A1 -E '^cgroup controllers ' <<<"$out" | tail -1 | grep -q '^    fix: .*Delegate=' || fail "no delegation fix"
 assert_contains "$(line 'idmapped mounts of the store' "$out")" "not privileged over the filesystem of the store"
+assert_contains "$(line 'overlay metacopy layers' "$out")" "trusted.* xattrs, which need root"
 assert_contains "$(line 'overlay in a user namespace' "$out")" " ok "
 as_user "$POD" doctor --json | python3 -c 'import json,sys; json.load(sys.stdin)'
 home=$(getent passwd "$TEST_USER" | cut -d: -f6)

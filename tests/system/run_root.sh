@@ -44,6 +44,19 @@ assert_eq "$(echo $out)" "65534:65534 65534:65534 plain 1 no-resolv 1234" "none:
 uuid=$(pod list --json | jq -r '.[] | select(.name=="plain") | .uuid')
 assert_eq "$(stat -c '%u:%g %a' "$STORE/pods/$uuid/upper/etc")" "$(stat -c '%u:%g %a' "$ROOTFS/etc")" "none: the upper etc/ keeps the image's owner and mode"
 
+note "chown as root: metadata-only shifted copies over the layers; their data, whiteouts and opaque directories show through"
+assert_eq "$(pod run --plan --json --shift chown fixture:v1 -- true | jq -r .rootfs.metacopy)" true "chown: --plan says metacopy"
+out=$(pod run --name meta --net none --shift chown fixture:v1 -- sh -c 'cat /home/app/notes; ls /srv/data; test -e /etc/empty && echo present || echo gone; echo more >>/home/app/notes; wc -l </home/app/notes; stat -c %u:%g:%a /home/app/notes; md5sum /bin/suid-tool | cut -c1-32')
+assert_eq "$(echo $out)" "owned by app only gone 2 1234:5678:644 $(md5sum <"$ROOTFS/bin/suid-tool" | cut -c1-32)" "chown: data, layers and a write inside"
+uuid=$(pod list --json | jq -r '.[] | select(.name=="meta") | .uuid')
+assert_eq "$(cat "$STORE/pods/$uuid/upper/home/app/notes")" "$(printf 'owned by app\nmore')" "chown: the write went to the pod's upper directory, data and all"
+meta_notes=$(ls -d "$STORE"/shifted/*/root/home/app/notes | head -1)
+[[ -n $meta_notes ]] || fail "chown: no shifted copy of home/app/notes in $STORE/shifted"
+assert_contains "$(cat "${meta_notes%/root/home/app/notes}/origin")" '"data":"metacopy"' "chown: the entry is metadata-only"
+assert_eq "$(stat -c '%s %b' "$meta_notes")" "13 0" "chown: the shifted copy has the size and no data"
+getfattr -n trusted.overlay.metacopy "$meta_notes" >/dev/null 2>&1 || fail "chown: $meta_notes has no trusted.overlay.metacopy"
+pod rm meta >/dev/null
+
 note "idmap changed no inode of the store"
 assert_eq "$(snapshot "$STORE/trees")" "$store_before" "store trees after idmap and chown pods"
 

@@ -11,6 +11,7 @@ TEST_CASE("probes JSON: round trip") {
   p.userns = {true, "unshare works"};
   p.idmapped_store = {false, "not privileged over the filesystem of the store"};
   p.lowerdir_plus = {true, "fds"};
+  p.metacopy_lowers = {true, "reads through"};
   auto q = parse_probes_json(probes_json(p));
   REQUIRE(q.has_value());
   CHECK(q->boot_id == "1234-abcd");
@@ -20,10 +21,12 @@ TEST_CASE("probes JSON: round trip") {
   CHECK(q->idmapped_store.detail == "not privileged over the filesystem of the store");
   CHECK_FALSE(q->overlay_in_userns.ok);
   CHECK(q->lowerdir_plus.ok);
+  CHECK(q->metacopy_lowers.detail == "reads through");
   auto names = probe_list(*q);
-  REQUIRE(names.size() == 5);
+  REQUIRE(names.size() == 6);
   CHECK(names[0].first == "userns");
   CHECK(names[3].first == "overlay_over_idmapped");
+  CHECK(names[5].first == "metacopy_lowers");
 }
 
 TEST_CASE("probes JSON: damaged input is refused, naming what is wrong") {

@@ -16,6 +16,9 @@ struct ComposeOptions {
   // layers unpacked in a user namespace, and required when mounting inside one.
   bool userxattr = false;
   bool read_only = false;  // no upper layer: upper and work are ignored
+  // "metacopy=on": lower layers may hold metadata-only files (trusted.overlay.metacopy)
+  // whose data is the same path in the next layer down. Root only.
+  bool metacopy = false;
 };
 
 // A detached overlay mount (an fsmount fd): `lowers` in image order (bottom layer

@@ -24,6 +24,7 @@ struct Probes {
   Probe idmapped_store;               // an idmapped mount of a directory on the store's filesystem
   Probe overlay_over_idmapped;        // an overlay whose lower layer is an idmapped mount
   Probe lowerdir_plus;                // the "lowerdir+" option (Linux 6.8+)
+  Probe metacopy_lowers;              // a metadata-only lower file over its data (metacopy=on)
 };
 
 // The probes by name ("userns", "overlay_in_userns", ...), in declaration order.

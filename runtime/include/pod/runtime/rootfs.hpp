@@ -20,6 +20,9 @@ enum class Engine { none, chown, idmap };
 struct EngineChoice {
   Engine engine = Engine::none;
   std::string reason;  // one line: why this engine
+  // chown: the cache holds metadata-only copies, each stacked above its layer (root,
+  // where the metacopy_lowers probe passed); else full copies.
+  bool metacopy = false;
 };
 
 // `requested`: "auto", "none", "chown" or "idmap". `maps_equal`: the pod sees the
@@ -42,10 +45,10 @@ struct RootfsMaps {
 };
 
 // Lower layers for the pod, bottom first. chown: shifted copies from the cache in
-// `shift_dir` (STORE/shifted), referenced by `pod_uuid`, their keys appended to `keys`;
-// none: the trees themselves. idmap layers are made later, once the pod's user
-// namespace exists (idmap_lowers).
-[[nodiscard]] sys::Result<std::vector<sys::Fd>> prepare_lowers(std::vector<Layer>& layers, Engine engine,
+// `shift_dir` (STORE/shifted), referenced by `pod_uuid`, their keys appended to `keys`
+// (metacopy: each copy right above its layer); none: the trees themselves. idmap layers
+// are made later, once the pod's user namespace exists (idmap_lowers).
+[[nodiscard]] sys::Result<std::vector<sys::Fd>> prepare_lowers(std::vector<Layer>& layers, const EngineChoice& engine,
                                                                const RootfsMaps& maps, sys::FdRef shift_dir,
                                                                std::string_view pod_uuid,
                                                                std::vector<std::string>& keys);
@@ -54,9 +57,10 @@ struct RootfsMaps {
 [[nodiscard]] sys::Result<std::vector<sys::Fd>> idmap_lowers(const std::vector<Layer>& layers, sys::FdRef userns);
 
 // The overlay of `lowers` under upper/work; where overlayfs is refused, a flattened copy
-// in `copy_dir` (a warning for the caller is set in `fallback`).
+// in `copy_dir` (a warning for the caller is set in `fallback`), except for metacopy
+// layers, which mean nothing outside an overlay.
 [[nodiscard]] sys::Result<sys::Fd> compose_rootfs(const std::vector<sys::Fd>& lowers, sys::FdRef upper,
-                                                  sys::FdRef work, bool userxattr, sys::FdRef copy_dir,
-                                                  std::optional<std::string>& fallback);
+                                                  sys::FdRef work, bool userxattr, bool metacopy,
+                                                  sys::FdRef copy_dir, std::optional<std::string>& fallback);
 
 }  // namespace pod::runtime

@@ -2,9 +2,9 @@
 // by every pod with the same map. It takes directory fds (a layer's root, the cache
 // directory, STORE/shifted), never store types.
 //
-//   CACHE/<key>/root            the shifted copy        key = H(tree digest, canonical map)
-//   CACHE/<key>/.root.pod-shift its journal (maps, state)
-//   CACHE/<key>/origin          the tree digest and both maps, checked before reuse
+//   CACHE/<key>/root            the shifted copy        key = H(tree digest, maps, kind)
+//   CACHE/<key>/origin          the tree digest, both maps and the kind, checked before
+//                               reuse; written last
 //   CACHE/refs.json             {"<key>": ["pod", ...]}, changed under CACHE/lock
 //   CACHE/tmp-*                 entries being built; gc removes them
 #pragma once
@@ -13,13 +13,14 @@
 #include <string_view>
 #include <vector>
 
-#include "pod/shift/engine.hpp"
+#include "pod/shift/copy.hpp"
 
 namespace pod::shift {
 
-// 32 hex digits over the digest and the canonical text of both maps.
+// 32 hex digits over the digest, the canonical text of both maps and the kind of copy
+// (a metacopy entry is useless without its layer below it, so it has a key of its own).
 [[nodiscard]] std::string cache_key(std::string_view tree_digest, const idmap::MapSpec& source,
-                                    const idmap::MapSpec& target);
+                                    const idmap::MapSpec& target, CopyData data = CopyData::full);
 
 struct CacheEntry {
   std::string key;
@@ -32,12 +33,15 @@ class ShiftCache {
   explicit ShiftCache(sys::FdRef dir) : dir_(dir) {}
 
   // The tree `tree_root` (owned under `source`) shifted to `target`, with a reference
-  // for `pod`. An entry is reused only when its journal says done with these maps and
-  // its origin names this digest; anything else under the key is removed and rebuilt
-  // from a fresh copy of the layer (the layer itself is never changed).
+  // for `pod`. An entry is reused only when its origin names this digest, these maps and
+  // this kind; anything else under the key is removed and rebuilt by a shifted copy of
+  // the layer (the layer itself is never changed), made under a temporary name and
+  // named only when whole. `data`: a full copy, or a metadata-only one for stacking
+  // right above the layer (see CopyData).
   [[nodiscard]] Result<CacheEntry> acquire(sys::FdRef tree_root, std::string_view tree_digest,
                                            const idmap::MapSpec& source, const idmap::MapSpec& target,
-                                           std::string_view pod, const Options& options = {});
+                                           std::string_view pod, CopyData data = CopyData::full,
+                                           Unmapped unmapped = Unmapped::error);
   // The canonical text of the map the entry `key` was shifted to, from its origin file
   // (nullopt when the entry or its origin is missing or unreadable).
   [[nodiscard]] std::optional<std::string> target_of(std::string_view key) const;
@@ -49,8 +53,7 @@ class ShiftCache {
   [[nodiscard]] Result<std::vector<std::string>> gc();
 
  private:
-  [[nodiscard]] Result<bool> usable(std::string_view key, std::string_view origin, const std::string& from,
-                                    const std::string& to) const;
+  [[nodiscard]] Result<bool> usable(std::string_view key, std::string_view origin) const;
   sys::FdRef dir_;
 };
 

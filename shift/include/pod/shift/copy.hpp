@@ -6,18 +6,37 @@
 #include <cstdint>
 #include <string_view>
 
+#include "pod/shift/idshift.hpp"
 #include "pod/sys/error.hpp"
 #include "pod/sys/fd.hpp"
 
 namespace pod::shift {
 
+// full: the data is copied (or reflinked). metacopy: regular files get their size and
+// metadata but no data, marked with overlayfs's trusted.overlay.metacopy xattr, and
+// directories lose their opaque marks: such a copy is stacked right above its source in
+// an overlay mounted with metacopy=on, which reads each file's data from the source
+// (root only: trusted.* xattrs).
+enum class CopyData { full, metacopy };
+
 struct CopyStats {
   std::uint64_t inodes = 0, reflinked = 0, copied = 0, links = 0;
+};
+
+struct CopyOptions {
+  CopyData data = CopyData::full;
+  // When set, the copy is shifted as it is made: owners, the root id of file capabilities
+  // and the ids of ACL entries go through it (an id outside its source map is an error
+  // naming the path, or kOverflowId with Unmapped::overflow). One pass, no journal: a
+  // copy is made under a temporary name and is only worth keeping once whole.
+  const Shift* shift = nullptr;
+  Unmapped unmapped = Unmapped::error;
 };
 
 // Copies the directory `src` (an fd) to the new directory dst_dir/name (which must not
 // exist). Walks by fds, never follows a symlink, opens only regular files and
 // directories, stays on src's filesystem.
-[[nodiscard]] sys::Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view name);
+[[nodiscard]] sys::Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view name,
+                                               const CopyOptions& options = {});
 
 }  // namespace pod::shift
