@@ -7,12 +7,17 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "dir_pool.hpp"
 #include "pod/shift/xattrs.hpp"
 #include "walk.hpp"
 
@@ -31,6 +36,22 @@ bool opaque_mark(const char* name) {
   return std::strcmp(name, "trusted.overlay.opaque") == 0 || std::strcmp(name, "user.overlay.opaque") == 0;
 }
 
+// A directory to copy: both sides open, the source's stat for finishing the copy.
+struct DirItem {
+  Fd src, dst;
+  std::string path;
+  int depth = 0;
+  struct stat st {};
+};
+
+// The names of an inode with several: the first name met makes the copy, the others
+// (perhaps on other threads) wait for it and link to it.
+struct LinkedInode {
+  enum class State { making, made, failed };
+  std::string first;
+  State state = State::making;
+};
+
 struct Copier {
   dev_t dev = 0;
   CopyData contents = CopyData::full;
@@ -38,8 +59,11 @@ struct Copier {
   Unmapped unmapped = Unmapped::error;
   mode_t umask_ = 022;
   Fd dst_root;
-  std::map<std::pair<dev_t, ino_t>, std::string> linked;  // first path of each nlink>1 inode
-  CopyStats stats;
+  std::mutex link_mu;
+  std::condition_variable link_cv;
+  std::map<std::pair<dev_t, ino_t>, LinkedInode> linked;  // guarded by link_mu
+  std::atomic<std::uint64_t> inodes{0}, reflinked{0}, copied{0}, links{0};
+  detail::DirPool<DirItem> pool{[this](DirItem it) { return dir(std::move(it)); }};
 
   static std::string join(const std::string& d, std::string_view n) {
     return d.empty() ? std::string(n) : d + "/" + std::string(n);
@@ -98,10 +122,10 @@ struct Copier {
   // Data: a reflink, else the data extents only (SEEK_DATA/SEEK_HOLE), so holes stay holes.
   Result<void> copy_data(int in, int out, off_t size, const std::string& path) {
     if (::ioctl(out, FICLONE, in) == 0) {
-      ++stats.reflinked;
+      ++reflinked;
       return {};
     }
-    ++stats.copied;
+    ++copied;
     off_t pos = 0;
     while (pos < size) {
       off_t data = ::lseek(in, pos, SEEK_DATA);
@@ -150,37 +174,60 @@ struct Copier {
     return {};
   }
 
-  Result<void> dir(int src, int dst, const std::string& path, int depth) {
-    if (depth > 4096) return sys::make_error(ELOOP, "'{}' is too deep", path);
+  // The entries of a directory, then the directory itself (its times last, after the
+  // entries made in it). Subdirectories may still be in the making on other threads.
+  Result<void> dir(DirItem it) {
+    if (it.depth > 4096) return sys::make_error(ELOOP, "'{}' is too deep", it.path);
+    std::string shown = it.path.empty() ? "." : it.path;
     // A fresh open, not dup: a dup shares the offset of the caller's fd, which an earlier
     // walk may have left at the end.
-    DIR* d = ::fdopendir(::openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!d) return sys::sys_error("reading '{}'", path);
+    DIR* d = ::fdopendir(::openat(it.src.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) return sys::sys_error("reading '{}'", shown);
     std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+    int src = it.src.get(), dst = it.dst.get();
     for (;;) {
+      if (pool.stopped()) return {};
       errno = 0;
       dirent* e = ::readdir(d);
       if (!e) {
-        if (errno) return sys::sys_error("reading '{}'", path);
-        return {};
+        if (errno) return sys::sys_error("reading '{}'", shown);
+        break;
       }
       std::string_view n = e->d_name;
       if (n == "." || n == "..") continue;
       if (e->d_type == DT_REG)
-        POD_TRY(regular(src, dst, join(path, n), e->d_name));
+        POD_TRY(regular(src, dst, join(it.path, n), e->d_name));
       else
-        POD_TRY(entry(src, dst, join(path, n), e->d_name, depth));
+        POD_TRY(entry(src, dst, join(it.path, n), e->d_name, it.depth));
     }
+    return finish(dst, nullptr, -1, nullptr, it.st, shown, nullptr, src, 0700 & ~umask_);
   }
 
-  // A hard link to an inode copied before: linked, true. Otherwise notes the inode.
+  // Another name of an inode copied (or being copied) already: linked, true. The first
+  // name: false, and the caller reports with made() once the copy is done or failed.
   Result<bool> linked_again(const struct stat& st, int dst, const char* name, const std::string& path) {
     if (S_ISDIR(st.st_mode) || st.st_nlink < 2) return false;
-    auto [it, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, path);
+    std::unique_lock l(link_mu);
+    auto [it, fresh] = linked.try_emplace({st.st_dev, st.st_ino}, LinkedInode{path});
     if (fresh) return false;
-    if (::linkat(dst_root.get(), it->second.c_str(), dst, name, 0) < 0) return sys::sys_error("linking '{}'", path);
-    ++stats.links;
+    link_cv.wait(l, [&] { return it->second.state != LinkedInode::State::making; });
+    if (it->second.state == LinkedInode::State::failed)
+      return sys::make_error(EIO, "'{}': its other name '{}' could not be copied", path, it->second.first);
+    std::string first = it->second.first;
+    l.unlock();
+    if (::linkat(dst_root.get(), first.c_str(), dst, name, 0) < 0) return sys::sys_error("linking '{}'", path);
+    ++links;
     return true;
+  }
+
+  Result<void> made(const struct stat& st, Result<void> r) {
+    if (S_ISDIR(st.st_mode) || st.st_nlink < 2) return r;
+    {
+      std::lock_guard l(link_mu);
+      linked[{st.st_dev, st.st_ino}].state = r ? LinkedInode::State::made : LinkedInode::State::failed;
+    }
+    link_cv.notify_all();
+    return r;
   }
 
   // A regular file, opened by name (readdir said so; never a fifo's open that blocks, and
@@ -192,9 +239,9 @@ struct Copier {
     if (::fstat(in.get(), &st) < 0) return sys::sys_error("stat '{}'", path);
     if (!S_ISREG(st.st_mode)) return sys::make_error(EAGAIN, "'{}' changed while it was copied", path);
     if (st.st_dev != dev) return sys::make_error(EXDEV, "'{}' is on another filesystem", path);
-    ++stats.inodes;
+    ++inodes;
     if (POD_TRY(linked_again(st, dst, name, path))) return {};
-    return regular_copy(in.get(), st, dst, name, path);
+    return made(st, regular_copy(in.get(), st, dst, name, path));
   }
 
   Result<void> regular_copy(int in, const struct stat& st, int dst, const char* name, const std::string& path) {
@@ -217,18 +264,23 @@ struct Copier {
     struct stat st;
     if (::fstat(pin.get(), &st) < 0) return sys::sys_error("stat '{}'", path);
     if (st.st_dev != dev) return sys::make_error(EXDEV, "'{}' is on another filesystem", path);
-    ++stats.inodes;
-    detail::ProcPath pp(pin.get());
-    if (POD_TRY(linked_again(st, dst, name, path))) return {};
+    ++inodes;
     if (S_ISDIR(st.st_mode)) {
-      Fd in(::openat(pin.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      if (!in) return sys::sys_error("opening '{}'", path);
+      DirItem child{Fd(::openat(pin.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)), {}, path, depth + 1, st};
+      if (!child.src) return sys::sys_error("opening '{}'", path);
       if (::mkdirat(dst, name, 0700) < 0) return sys::sys_error("making '{}'", path);
-      Fd out(::openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!out) return sys::sys_error("opening the copy of '{}'", path);
-      POD_TRY(dir(in.get(), out.get(), path, depth + 1));
-      return finish(out.get(), nullptr, dst, name, st, path, nullptr, in.get(), 0700 & ~umask_);
+      child.dst = Fd(::openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!child.dst) return sys::sys_error("opening the copy of '{}'", path);
+      if (pool.offer(child)) return {};
+      return dir(std::move(child));
     }
+    if (POD_TRY(linked_again(st, dst, name, path))) return {};
+    return made(st, other(pin.get(), st, dst, name, path));
+  }
+
+  // A regular file reached by its pinned inode, a symlink, a fifo, socket or device node.
+  Result<void> other(int pin, const struct stat& st, int dst, const char* name, const std::string& path) {
+    detail::ProcPath pp(pin);
     if (S_ISREG(st.st_mode)) {
       // Reopened through the pinned inode: never a different file than the one checked.
       Fd in(::open(pp.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
@@ -237,7 +289,7 @@ struct Copier {
     }
     if (S_ISLNK(st.st_mode)) {
       std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
-      ssize_t n = ::readlinkat(pin.get(), "", target.data(), target.size());
+      ssize_t n = ::readlinkat(pin, "", target.data(), target.size());
       if (n < 0) return sys::sys_error("reading the link '{}'", path);
       target.resize(static_cast<std::size_t>(n));
       if (::symlinkat(target.c_str(), dst, name) < 0) return sys::sys_error("making the link '{}'", path);
@@ -263,22 +315,24 @@ struct Copier {
 
 Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view name, const CopyOptions& options) {
   std::string n(name);
-  struct stat st;
-  if (::fstat(src.get(), &st) < 0) return sys::sys_error("stat of the tree to copy");
+  DirItem top;
+  top.src = Fd(::openat(src.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!top.src || ::fstat(top.src.get(), &top.st) < 0) return sys::sys_error("opening the tree to copy");
   if (::mkdirat(dst_dir.get(), n.c_str(), 0700) < 0) return sys::sys_error("making '{}'", n);
   Copier c;
-  c.dev = st.st_dev;
+  c.dev = top.st.st_dev;
   c.umask_ = ::umask(0);  // read, and put back at once: the mode new files are made with
   ::umask(c.umask_);
   c.contents = options.data;
   c.shift = options.shift;
   c.unmapped = options.unmapped;
   c.dst_root = Fd(::openat(dst_dir.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!c.dst_root) return sys::sys_error("opening '{}'", n);
-  c.stats.inodes = 1;
-  POD_TRY(c.dir(src.get(), c.dst_root.get(), "", 0));
-  POD_TRY(c.finish(c.dst_root.get(), nullptr, dst_dir.get(), n.c_str(), st, ".", nullptr, src.get(), 0700 & ~c.umask_));
-  return c.stats;
+  top.dst = Fd(::openat(dst_dir.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!c.dst_root || !top.dst) return sys::sys_error("opening '{}'", n);
+  c.inodes = 1;
+  unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  POD_TRY(c.pool.run(std::move(top), threads));
+  return CopyStats{c.inodes.load(), c.reflinked.load(), c.copied.load(), c.links.load()};
 }
 
 }  // namespace pod::shift

@@ -1,22 +1,18 @@
 #include "walk.hpp"
 
+#include "dir_pool.hpp"
+
 #include <dirent.h>
 #include <sys/resource.h>
 
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
 
 namespace pod::shift::detail {
 
 namespace {
 
 constexpr int kMaxDepth = 4096;           // as the census walk: deeper is ELOOP
-constexpr std::size_t kQueueLimit = 64;   // beyond this a worker descends itself, so open fds stay few
 
 struct Item {
   sys::Fd fd;
@@ -28,49 +24,7 @@ class Walk {
  public:
   Walk(dev_t dev, const Visit& visit, WalkCounts& counts) : dev_(dev), visit_(visit), counts_(counts) {}
 
-  void push(Item it) {
-    std::lock_guard l(mu_);
-    queue_.push_back(std::move(it));
-    cv_.notify_one();
-  }
-
-  void worker() {
-    for (;;) {
-      Item it;
-      {
-        std::unique_lock l(mu_);
-        ++idle_;
-        cv_.wait(l, [&] { return !queue_.empty() || active_ == 0 || stop_.load(); });
-        --idle_;
-        if (stop_ || (queue_.empty() && active_ == 0)) {
-          cv_.notify_all();
-          return;
-        }
-        it = std::move(queue_.back());  // LIFO: depth first, the queue stays short
-        queue_.pop_back();
-        ++active_;
-      }
-      auto r = dir(std::move(it));
-      std::lock_guard l(mu_);
-      if (!r && !error_) error_ = std::move(r).error(), stop_.store(true);
-      --active_;
-      cv_.notify_all();
-    }
-  }
-
-  // Waits for the workers, calling tick meanwhile.
-  void wait_done(const std::function<void()>& tick) {
-    std::unique_lock l(mu_);
-    while (!(stop_.load() || (queue_.empty() && active_ == 0))) {
-      cv_.wait_for(l, std::chrono::milliseconds(100));
-      l.unlock();
-      if (tick) tick();
-      l.lock();
-    }
-  }
-
-  std::optional<sys::Error> error_;
-  int active_ = 0;  // workers inside dir(); the walk ends when 0 with an empty queue
+  DirPool<Item> pool{[this](Item it) { return dir(std::move(it)); }};
 
  private:
   sys::Result<void> dir(Item it) {
@@ -80,7 +34,7 @@ class Walk {
     std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
     int dfd = it.fd.get();
     for (;;) {
-      if (stop_.load(std::memory_order_relaxed)) return {};
+      if (pool.stopped()) return {};
       errno = 0;
       dirent* e = ::readdir(d);
       if (!e) {
@@ -128,16 +82,7 @@ class Walk {
       counts_.inodes.fetch_add(1, std::memory_order_relaxed);
       POD_TRY(visit_(Node{fd.get(), st, parent.path, name}));
       Item child{std::move(fd), join(parent.path, name), parent.depth + 1};
-      // Handed to another thread only when one is idle: otherwise descending here
-      // costs no lock and no wakeup.
-      if (idle_.load(std::memory_order_relaxed) > 0) {
-        std::lock_guard l(mu_);
-        if (queue_.size() < kQueueLimit) {
-          queue_.push_back(std::move(child));
-          cv_.notify_one();
-          return {};
-        }
-      }
+      if (pool.offer(child)) return {};
       return dir(std::move(child));
     }
     counts_.inodes.fetch_add(1, std::memory_order_relaxed);
@@ -151,11 +96,6 @@ class Walk {
   dev_t dev_;
   const Visit& visit_;
   WalkCounts& counts_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Item> queue_;
-  std::atomic<bool> stop_{false};  // read per entry without the lock
-  std::atomic<int> idle_{0};       // workers waiting for a directory
 };
 
 // Deep trees hold a directory fd per level on each thread: lift the soft limit to the
@@ -188,15 +128,7 @@ sys::Result<void> walk(sys::FdRef top, unsigned threads, const Visit& visit, Wal
   counts.inodes.fetch_add(1);
   std::string empty;
   POD_TRY(visit(Node{root.get(), st, empty, "."}));
-  w.push(Item{std::move(root), "", 0});
-  {
-    std::vector<std::jthread> pool;
-    // The top is queued before any worker starts, so none finds the walk over early.
-    for (unsigned i = 0; i < std::max(1u, threads); ++i) pool.emplace_back([&w] { w.worker(); });
-    w.wait_done(tick);
-  }
-  if (w.error_) return sys::Unexpected(std::move(*w.error_));
-  return {};
+  return w.pool.run(Item{std::move(root), "", 0}, threads, tick);
 }
 
 }  // namespace pod::shift::detail

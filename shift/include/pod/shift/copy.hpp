@@ -31,11 +31,13 @@ struct CopyOptions {
   // copy is made under a temporary name and is only worth keeping once whole.
   const Shift* shift = nullptr;
   Unmapped unmapped = Unmapped::error;
+  unsigned threads = 0;  // 0: one per core
 };
 
 // Copies the directory `src` (an fd) to the new directory dst_dir/name (which must not
 // exist). Walks by fds, never follows a symlink, opens only regular files and
-// directories, stays on src's filesystem.
+// directories, stays on src's filesystem. Directories are shared among threads; each
+// directory's own metadata and times are set once its entries are made.
 [[nodiscard]] sys::Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view name,
                                                const CopyOptions& options = {});
 
