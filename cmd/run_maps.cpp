@@ -113,8 +113,8 @@ sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& sto
 namespace {
 
 bool disjoint(const idmap::IdMap& a, const idmap::IdMap& b) {
-  idmap::RangeSet bs = idmap::host_ids(b);
-  for (const auto& iv : idmap::host_ids(a).intervals())
+  idmap::RangeSet as = idmap::host_ids(a), bs = idmap::host_ids(b);
+  for (const auto& iv : as.intervals())
     if (bs.first_common(iv.start, iv.end)) return false;
   return true;
 }
