@@ -92,7 +92,7 @@ std::optional<std::string> ShiftCache::target_of(std::string_view key) const {
 Result<CacheEntry> ShiftCache::acquire(sys::FdRef tree_root, std::string_view tree_digest,
                                        const idmap::MapSpec& source, const idmap::MapSpec& target,
                                        std::string_view pod, CopyData data, Unmapped unmapped) {
-  Shift shift = POD_TRY(make_shift(source, target));
+  Shift shift = copy_shift(source, target);
   std::string from = canonical_text(source), to = canonical_text(target);
   CacheEntry e;
   e.key = cache_key(tree_digest, source, target, data);

@@ -72,9 +72,12 @@ Result<Shift> make_shift(const idmap::MapSpec& from, const idmap::MapSpec& to) {
                                "range that overlaps neither",
                                idmap::kind_name(k), *common, fh.str(), th.str());
   }
-  Shift s{KindShift::make(from.uids, to.uids), KindShift::make(from.gids, to.gids), outer_of(from.uids, 0),
-          outer_of(to.uids, 0)};
-  return s;
+  return copy_shift(from, to);
+}
+
+Shift copy_shift(const idmap::MapSpec& from, const idmap::MapSpec& to) {
+  return Shift{KindShift::make(from.uids, to.uids), KindShift::make(from.gids, to.gids), outer_of(from.uids, 0),
+               outer_of(to.uids, 0)};
 }
 
 Result<IdMap> view_through(const IdMap& m, const IdMap& ns, IdKind kind) {

@@ -180,6 +180,14 @@ TEST_SUITE("needs:root") {
     REQUIRE(other);
     CHECK(other->key != a->key);
     CHECK(lst(cache + "/" + other->key + "/root/bin/su").st_uid == 400000);
+    // Maps that overlap (an ordinary user's store map and a lease from the same range):
+    // a copy reads one tree and writes another, so that is no ambiguity.
+    auto near = c.acquire(lfd, "sha256:aaaa", source, spec("0:1:65536"), "pod-d");
+    REQUIRE_MESSAGE(near, (near ? "" : near.error().what()));
+    CHECK(lst(cache + "/" + near->key + "/root/bin/su").st_uid == 1);
+    CHECK(lst(cache + "/" + near->key + "/root/fifo").st_uid == 1001);
+    REQUIRE(c.release(near->key, "pod-d"));
+    REQUIRE(c.gc() == std::vector<std::string>{near->key});
     // A damaged origin: rebuilt, not trusted.
     REQUIRE(std::system(("sed -i 's/300000/300001/' " + cache + "/" + a->key + "/origin").c_str()) == 0);
     auto again = c.acquire(lfd, "sha256:aaaa", source, target, "pod-b");

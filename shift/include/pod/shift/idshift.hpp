@@ -63,6 +63,10 @@ struct Shift {
 // say whether it was shifted already, and a killed run could not be resumed safely.
 [[nodiscard]] Result<Shift> make_shift(const idmap::MapSpec& from, const idmap::MapSpec& to);
 
+// The same for a copy, which reads one tree and writes another: there the maps may
+// overlap (an ordinary user's store map and a lease from the same subordinate range).
+[[nodiscard]] Shift copy_shift(const idmap::MapSpec& from, const idmap::MapSpec& to);
+
 // The host id that `m` maps inner `id` to.
 [[nodiscard]] std::optional<std::uint32_t> outer_of(const idmap::IdMap& m, std::uint32_t id);
 
