@@ -113,10 +113,7 @@ sys::Result<PodMaps> decide_maps(std::string_view policy, const std::string& sto
 namespace {
 
 bool disjoint(const idmap::IdMap& a, const idmap::IdMap& b) {
-  idmap::RangeSet as = idmap::host_ids(a), bs = idmap::host_ids(b);
-  for (const auto& iv : as.intervals())
-    if (bs.first_common(iv.start, iv.end)) return false;
-  return true;
+  return !idmap::host_ids(a).first_common(idmap::host_ids(b));
 }
 
 }  // namespace

@@ -75,11 +75,10 @@ std::optional<std::string> lease_conflict(const std::vector<Lease>& others, IdKi
   const Lease* hit = nullptr;
   for (auto& l : others) {
     RangeSet theirs = host_ids(kind == IdKind::uid ? l.uids : l.gids);
-    for (auto& iv : host.intervals())
-      if (auto c = theirs.first_common(iv.start, iv.end); c && (!best || *c < *best)) {
-        best = c;
-        hit = &l;
-      }
+    if (auto c = theirs.first_common(host); c && (!best || *c < *best)) {
+      best = c;
+      hit = &l;
+    }
   }
   if (!hit) return std::nullopt;
   if (hit->state == LeaseState::quarantined)

@@ -57,6 +57,13 @@ std::optional<std::uint64_t> RangeSet::first_common(std::uint64_t start, std::ui
   return std::max(start, it->start);
 }
 
+std::optional<std::uint64_t> RangeSet::first_common(const RangeSet& other) const {
+  // other's intervals are sorted: the first hit is the lowest.
+  for (const auto& i : other.iv_)
+    if (auto c = first_common(i.start, i.end)) return c;
+  return std::nullopt;
+}
+
 std::optional<std::uint64_t> RangeSet::first_missing(std::uint64_t start, std::uint64_t end) const {
   if (start >= end) return std::nullopt;
   auto it = std::upper_bound(iv_.begin(), iv_.end(), start,

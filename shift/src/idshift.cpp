@@ -64,13 +64,12 @@ Result<Shift> make_shift(const idmap::MapSpec& from, const idmap::MapSpec& to) {
     const IdMap& f = k == IdKind::uid ? from.uids : from.gids;
     const IdMap& t = k == IdKind::uid ? to.uids : to.gids;
     RangeSet fh = idmap::host_ids(f), th = idmap::host_ids(t);
-    for (auto& iv : th.intervals())
-      if (auto common = fh.first_common(iv.start, iv.end))
-        return sys::make_error(EINVAL,
-                               "the source and target maps share host {} {} ({} and {}): the owner of a file "
-                               "would not tell whether it was shifted already; remap in two steps through a "
-                               "range that overlaps neither",
-                               idmap::kind_name(k), *common, fh.str(), th.str());
+    if (auto common = fh.first_common(th))
+      return sys::make_error(EINVAL,
+                             "the source and target maps share host {} {} ({} and {}): the owner of a file "
+                             "would not tell whether it was shifted already; remap in two steps through a "
+                             "range that overlaps neither",
+                             idmap::kind_name(k), *common, fh.str(), th.str());
   }
   return copy_shift(from, to);
 }

@@ -21,6 +21,8 @@ TEST_CASE("range sets merge, subtract and answer with the first id") {
   CHECK(s.first_common(0, 5) == std::nullopt);
   CHECK(s.first_common(0, 6) == 5);
   CHECK(s.first_common(9, 12) == 9);
+  CHECK(s.first_common(RangeSet{{0, 5}, {30, 3}}) == 30);
+  CHECK(s.first_common(RangeSet{{50, 10}}) == std::nullopt);
   CHECK(s.first_missing(5, 12) == 10);
   CHECK(s.first_missing(11, 50) == std::nullopt);
   CHECK(s.first_missing(11, 51) == 50);

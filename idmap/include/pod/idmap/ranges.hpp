@@ -44,6 +44,8 @@ class RangeSet {
   [[nodiscard]] std::optional<std::uint64_t> first_common(std::uint64_t start, std::uint64_t end) const;
   [[nodiscard]] std::optional<std::uint64_t> first_missing(std::uint64_t start, std::uint64_t end) const;
   [[nodiscard]] std::optional<std::uint64_t> first_common(IdRange r) const { return first_common(r.start, range_end(r)); }
+  // The lowest id both sets hold.
+  [[nodiscard]] std::optional<std::uint64_t> first_common(const RangeSet& other) const;
   [[nodiscard]] std::optional<std::uint64_t> first_missing(IdRange r) const { return first_missing(r.start, range_end(r)); }
   [[nodiscard]] std::uint64_t size() const;
   [[nodiscard]] const std::vector<Interval>& intervals() const { return iv_; }
