@@ -113,9 +113,10 @@ sys::Result<void> PodNetwork::apply(runtime::PodSpec& spec) {
   // for `nsenter --net=`. Users' pods live in a mount namespace of `pod run` that ends
   // with it: their namespace is known by /proc/PID/ns/net only.
   if (!plan_.maps.rootless) request_.netns_bind = POD_TRY(sys::fd_path(pd_.dir())) + "/ns/net";
-  spec.network = [this](pid_t init) -> sys::Result<void> {
+  spec.network = [this](pid_t init, int netns_fd) -> sys::Result<void> {
     runtime::NetRecord n = record_.net;
-    POD_TRY(runtime::setup_network(request_, init, n, [this](const runtime::NetRecord& r) { return persist(r); }));
+    POD_TRY(runtime::setup_network(request_, init, netns_fd, n,
+                                   [this](const runtime::NetRecord& r) { return persist(r); }));
     POD_TRY(persist(n));
     if (n.address.empty()) return {};
     // The pod's own address for its host name (the file is bound into the apps already:
@@ -133,7 +134,7 @@ sys::Result<void> PodNetwork::apply(runtime::PodSpec& spec) {
 sys::Result<void> PodNetwork::finish() {
   armed_ = false;
   if (!record_.net.active) return {};
-  auto r = runtime::teardown_network(record_.net);
+  auto r = runtime::teardown_network(record_.net, runtime::HelperWait::when_ports);
   POD_TRY(persist(record_.net));
   return r;
 }

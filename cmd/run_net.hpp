@@ -30,7 +30,8 @@ class PodNetwork {
   [[nodiscard]] sys::Result<void> apply(runtime::PodSpec& spec);
   // After start: a detached pod keeps its network until stop, rm or gc.
   void keep() { armed_ = false; }
-  // The pod has ended: undo the network, record it.
+  // The pod has ended: undo the network, record it. A helper without port forwards is
+  // killed, not waited for: nothing of the host waits on its end.
   [[nodiscard]] sys::Result<void> finish();
 
  private:

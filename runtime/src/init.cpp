@@ -104,6 +104,13 @@ int setup_tty(int sock, int* err) noexcept {
   (void)::setsid();
   if (s.tty && i == 0)
     if (int step = setup_tty(s.sock, &err)) report_and_exit(report, step, err);
+  // Set up: say so, and wait at the gate (its read gives 0 once the init closes it).
+  StepError ready{kStepNone, 0};
+  if (::write(report, &ready, sizeof ready) != static_cast<ssize_t>(sizeof ready)) ::_exit(kSetupFailedExit);
+  char c;
+  while (::read(s.gate[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  ::close(s.gate[0]);
   become_and_exec(app, report);
 }
 
@@ -113,6 +120,13 @@ void close_app_fds(PreparedApp& app) noexcept {
   for (int& fd : app.etc)
     if (fd >= 0) ::close(std::exchange(fd, -1));
   for (std::size_t v = 0; v < app.root.nvolumes; ++v) ::close(app.root.volumes[v].fd);
+}
+
+ssize_t read_report(int fd, StepError* e) noexcept {
+  ssize_t n;
+  do n = ::read(fd, e, sizeof *e);
+  while (n < 0 && errno == EINTR);
+  return n;
 }
 
 void write_status(InitState& s, int code) noexcept {
@@ -204,6 +218,9 @@ void init_main(InitState& s) noexcept {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
 
+  // The apps one after the other, each up to the gate; then the caller's network; then
+  // the gate opens and each app execs (its report pipe closes) or reports why not.
+  if (::pipe2(s.gate, O_CLOEXEC) != 0) fail_pod(s, -1, kStepFork, errno);
   for (std::size_t i = 0; i < s.apps.size(); ++i) {
     int rep[2];
     if (::pipe2(rep, O_CLOEXEC) != 0) fail_pod(s, static_cast<int>(i), kStepFork, errno);
@@ -211,19 +228,36 @@ void init_main(InitState& s) noexcept {
     if (pid < 0) fail_pod(s, static_cast<int>(i), kStepFork, errno);
     if (pid == 0) {
       ::close(rep[0]);
+      ::close(s.gate[1]);
       app_main(s, i, rep[1]);
     }
     ::close(rep[1]);
     close_app_fds(s.apps[i]);
+    s.pids[i] = pid;
+    s.reports[i] = rep[0];
     StepError e;
-    ssize_t n;
-    do n = ::read(rep[0], &e, sizeof e);
-    while (n < 0 && errno == EINTR);
-    ::close(rep[0]);
+    ssize_t n = read_report(rep[0], &e);
+    if (n != sizeof e) fail_pod(s, static_cast<int>(i), kStepSync, EPIPE);  // ended without a word
+    if (e.step != kStepNone) fail_pod(s, static_cast<int>(i), e.step, e.err);
+  }
+  ::close(s.gate[0]);
+  if (s.await_network) {
+    Msg m;
+    int fd = -1;
+    long n = recv_msg(s.sock, &m, &fd, nullptr);
+    if (n == 0) ::_exit(kSetupFailedExit);  // the caller is gone
+    if (n < 0) fail_pod(s, -1, kStepSync, errno);
+    if (fd >= 0) ::close(fd);
+    if (m.kind != kMsgNetworkUp) fail_pod(s, -1, kStepSync, EPROTO);
+  }
+  ::close(s.gate[1]);
+  for (std::size_t i = 0; i < s.apps.size(); ++i) {
+    StepError e;
+    ssize_t n = read_report(s.reports[i], &e);
+    ::close(s.reports[i]);
     if (n == sizeof e)
       fail_pod(s, static_cast<int>(i), e.step, e.err,
                e.step == kStepExec ? (e.err == ENOENT ? 127 : 126) : kSetupFailedExit);
-    s.pids[i] = pid;
   }
   int err = 0;
   if (int step = seal_init_root(s.root, &err)) fail_pod(s, -1, step, err);

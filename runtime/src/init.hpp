@@ -44,6 +44,12 @@ struct InitState {
   bool die_with_caller = true;
   bool tty = false;
   bool own_net = true;
+  // The caller sets up the pod's network while the apps set up their roots, and sends
+  // kMsgNetworkUp when it is done: no app execs before that.
+  bool await_network = false;
+  // Each app, set up, waits at this gate (a pipe whose write end only the init keeps)
+  // until the init closes it.
+  int gate[2] = {-1, -1};
   std::string hostname;
   RootSetup root;
   // cgroup v1 hierarchies the apps mount (RootSetup::cgroup_v1 points here).
@@ -59,6 +65,7 @@ struct InitState {
   std::unique_ptr<char[]> volume_targets;
   std::vector<int> keep;                   // fds the init keeps, room for all
   std::vector<pid_t> pids;
+  std::vector<int> reports;                // each app's report pipe, read end
   std::vector<int> codes, signals;
   std::vector<char> done;
   std::string status_buf;                  // status.json, room reserved

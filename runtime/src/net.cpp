@@ -37,10 +37,10 @@ constexpr const char* kDefaultConfig = R"({
 }
 )";
 
-sys::Result<void> bind_netns(pid_t init_pid, const std::string& target) {
+sys::Result<void> bind_netns(int netns_fd, const std::string& target) {
   sys::Fd f(::open(target.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0444));
   if (!f) return sys::sys_error("creating '{}'", target);
-  std::string src = fmt::format("/proc/{}/ns/net", init_pid);
+  std::string src = fmt::format("/proc/self/fd/{}", netns_fd);
   if (::mount(src.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0)
     return sys::sys_error("binding the pod's network namespace on '{}'", target);
   return {};
@@ -68,7 +68,8 @@ sys::Result<std::string> load_network_config(const std::string& name) {
   return std::move(*text);
 }
 
-sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, NetRecord& rec, const PersistNet& persist) {
+sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, int netns_fd, NetRecord& rec,
+                                const PersistNet& persist) {
   rec.mode = net_mode_name(req.mode);
   rec.ports.clear();
   for (const auto& p : req.ports) rec.ports.push_back(p.str());
@@ -84,10 +85,10 @@ sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, NetRecord
       rec.netns_bound = true;
       rec.active = true;
       POD_TRY(persist(rec));
-      POD_TRY(bind_netns(init_pid, req.netns_bind));
+      POD_TRY(bind_netns(netns_fd, req.netns_bind));
     }
     if (req.mode == NetMode::bridge) return detail::cni_add(req, rec, persist);
-    return detail::slirp_start(req, rec, persist);
+    return detail::slirp_start(req, netns_fd, rec, persist);
   };
   auto r = run();
   if (!r) {
@@ -98,14 +99,14 @@ sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, NetRecord
   return {};
 }
 
-sys::Result<void> teardown_network(NetRecord& rec) {
+sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait) {
   if (!rec.active) return {};
   std::optional<sys::Error> first;
   auto keep = [&](sys::Result<void> r) {
     if (!r && !first) first = std::move(r).error();
   };
   keep(detail::cni_del(rec));
-  keep(detail::slirp_stop(rec));
+  keep(detail::slirp_stop(rec, wait));
   if (rec.netns_bound && ::umount2(rec.netns.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
       errno != ENOENT)
     keep(sys::sys_error("unmounting '{}'", rec.netns));
@@ -116,8 +117,10 @@ sys::Result<void> teardown_network(NetRecord& rec) {
 
 namespace detail {
 
-sys::Result<void> tc_limit(const std::string& netns, const std::string& ifname, const NetRate& rate) {
-  Output o = POD_TRY(run_with_input({"nsenter", "--net=" + netns, "tc", "qdisc", "replace", "dev", ifname, "root",
+sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRate& rate) {
+  sys::Fd ns(::fcntl(netns_fd, F_DUPFD, 3));  // without close-on-exec: nsenter opens it by /proc/self/fd
+  if (!ns) return sys::sys_error("dup");
+  Output o = POD_TRY(run_with_input({"nsenter", fmt::format("--net=/proc/self/fd/{}", ns.get()), "tc", "qdisc", "replace", "dev", ifname, "root",
                                      "tbf", "rate", fmt::format("{}bit", rate.bits_per_second), "burst",
                                      std::to_string(rate.burst_bytes), "latency", "100ms"},
                                     "", {}));

@@ -70,6 +70,21 @@ json runtime_config(const json& plugin, const NetRecord& rec) {
   return rc;
 }
 
+// portmap with no --port and bandwidth with no --net-rate (nor rates of its own) pass
+// the previous result on unchanged, at the price of a process for ADD and one for DEL:
+// such a plugin is left out of the list as used, and DEL follows that list.
+bool idle_plugin(const json& plugin, const NetRecord& rec) {
+  std::string type = plugin["type"].get<std::string>();
+  if (type == "portmap") return rec.ports.empty();
+  if (type == "bandwidth")
+    return rec.rate.empty() && !plugin.contains("ingressRate") && !plugin.contains("egressRate");
+  return false;
+}
+
+std::string list_json(const ConfigList& l) {
+  return json{{"cniVersion", l.version}, {"name", l.name}, {"plugins", l.plugins}}.dump(2);
+}
+
 sys::Result<std::string> plugin_path(const std::string& type) {
   std::string path = fmt::format("{}/{}", cni_plugin_dir(), type);
   if (::access(path.c_str(), X_OK) != 0)
@@ -132,7 +147,9 @@ std::string first_ipv4(const json& result) {
 sys::Result<void> cni_add(const NetRequest& req, NetRecord& rec, const PersistNet& persist) {
   ConfigList l = POD_TRY(parse_list(req.cni_config, req.network));
   for (const auto& p : l.plugins) POD_TRY(plugin_path(p["type"].get<std::string>()));
-  rec.cni_config = req.cni_config;
+  std::erase_if(l.plugins, [&](const json& p) { return idle_plugin(p, rec); });
+  if (l.plugins.empty()) return sys::make_error(EINVAL, "CNI config list '{}' has no plugin that sets up a network", l.name);
+  rec.cni_config = list_json(l);
   rec.active = true;  // from here a DEL is owed, even if ADD fails half-way
   POD_TRY(persist(rec));
   json prev;

@@ -1,7 +1,8 @@
 // User-mode networking for pods of ordinary users: pasta (passt) or slirp4netns, run in
 // the caller's user namespace (which owns the pod's network namespace), joining the
-// pod's namespace by path. Port forwards are pasta's -t/-u options, or slirp4netns's
-// API socket. The helper's pid and start time go to the record; teardown stops it.
+// pod's namespace by an inherited fd. Port forwards are pasta's -t/-u options, or
+// slirp4netns's API socket. The helper's pid and start time go to the record; teardown
+// stops it.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -34,22 +35,23 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-// The namespace open without close-on-exec, for the helper to inherit.
-sys::Result<sys::Fd> inheritable_netns(const std::string& path) {
-  sys::Fd fd(::open(path.c_str(), O_RDONLY));
-  if (!fd) return sys::sys_error("opening the pod's network namespace '{}'", path);
+// The namespace without close-on-exec, for the helper to inherit (above 3, which
+// slirp4netns gets as its ready fd).
+sys::Result<sys::Fd> inheritable_netns(int netns_fd) {
+  sys::Fd fd(::fcntl(netns_fd, F_DUPFD, 10));
+  if (!fd) return sys::sys_error("passing the pod's network namespace on");
   return fd;
 }
 
 // pasta forks to the background once the namespace is configured; the parent's exit
 // tells us it is ready, and -P names the daemon's pid.
-sys::Result<void> start_pasta(const NetRequest& req, NetRecord& rec, const PersistNet& persist) {
+sys::Result<void> start_pasta(const NetRequest& req, int netns_fd, NetRecord& rec, const PersistNet& persist) {
   char pidfile[] = "/tmp/pod-pasta-XXXXXX";
   sys::Fd pf(::mkostemp(pidfile, O_CLOEXEC));
   if (!pf) return sys::sys_error("a pid file for pasta");
   // By an inherited fd: pasta drops its capabilities before opening the namespace, and
   // /proc/PID/ns/net of the pod's init (which has them all) would then be refused.
-  sys::Fd ns = POD_TRY(inheritable_netns(rec.netns));
+  sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));
   std::vector<std::string> argv = {"pasta", "--config-net", "--quiet", "--no-netns-quit",
                                    "--netns", fmt::format("/proc/self/fd/{}", ns.get()),
                                    "--dns-forward", kPastaDns, "--no-map-gw", "-I", "eth0", "-P", pidfile};
@@ -95,14 +97,14 @@ sys::Result<void> slirp_api(const std::string& socket_path, const std::string& r
 
 // slirp4netns stays in the foreground: started in a session of its own, ready when it
 // writes to --ready-fd.
-sys::Result<void> start_slirp4netns(const NetRequest& req, NetRecord& rec, const PersistNet& persist) {
+sys::Result<void> start_slirp4netns(const NetRequest& req, int netns_fd, NetRecord& rec, const PersistNet& persist) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return sys::sys_error("pipe");
   sys::Fd ready_r(ready[0]), ready_w(ready[1]);
   std::string api = req.ports.empty() ? "" : fmt::format("/tmp/pod-slirp-{}.sock", req.uuid);
   std::vector<std::string> args = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
                                    "--netns-type=path", "--ready-fd=3"};
-  sys::Fd ns = POD_TRY(inheritable_netns(rec.netns));
+  sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));
   if (!api.empty()) args.push_back("--api-socket=" + api);
   args.push_back(fmt::format("/proc/self/fd/{}", ns.get()));
   args.push_back("tap0");
@@ -171,25 +173,25 @@ std::string resolv_conf_for(const NetRequest& req) {
 
 namespace detail {
 
-sys::Result<void> slirp_start(const NetRequest& req, NetRecord& rec, const PersistNet& persist) {
+sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& rec, const PersistNet& persist) {
   POD_TRY(check_tun());
   rec.helper = helper_name(req.helper);
   rec.active = true;
   if (req.helper == SlirpHelper::pasta) {
-    POD_TRY(start_pasta(req, rec, persist));
-    if (req.rate) POD_TRY(tc_limit(rec.netns, "eth0", *req.rate));
+    POD_TRY(start_pasta(req, netns_fd, rec, persist));
+    if (req.rate) POD_TRY(tc_limit(netns_fd, "eth0", *req.rate));
     return {};
   }
-  auto r = start_slirp4netns(req, rec, persist);
-  if (r && req.rate) r = tc_limit(rec.netns, "tap0", *req.rate);
+  auto r = start_slirp4netns(req, netns_fd, rec, persist);
+  if (r && req.rate) r = tc_limit(netns_fd, "tap0", *req.rate);
   if (!r) {
-    (void)slirp_stop(rec);
+    (void)slirp_stop(rec, HelperWait::always);
     return r;
   }
   return {};
 }
 
-sys::Result<void> slirp_stop(NetRecord& rec) {
+sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait) {
   if (rec.helper_pid <= 0) return {};
   // Only the process that was started: a recycled pid is someone else's.
   auto t = process_start_time(rec.helper_pid);
@@ -199,8 +201,9 @@ sys::Result<void> slirp_stop(NetRecord& rec) {
     // outside is ignored; neither helper has anything to save.
     if (pidfd && ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
       return sys::sys_error("stopping {} (pid {})", rec.helper, rec.helper_pid);
-    if (pidfd) {
+    if (pidfd && (wait == HelperWait::always || !rec.ports.empty())) {
       // Ended (its ports free) once the pidfd is readable; our own child is reaped.
+      // (pasta takes some 20 ms to end: its socket and pipe pools.)
       pollfd p{pidfd.get(), POLLIN, 0};
       (void)::poll(&p, 1, 1000);
       (void)::waitpid(rec.helper_pid, nullptr, WNOHANG);

@@ -1,6 +1,7 @@
 // start(): the caller's side of the pod's birth. Everything the init and the apps need
 // is prepared here before clone3; then the maps are written, the caller's prepare()
-// makes the mounts for the new user namespace, and they go to the init with "go".
+// makes the mounts for the new user namespace, and they go to the init with "go". The
+// network is set up while the apps make their roots; they exec once it is up.
 #include "pod/runtime/spawn.hpp"
 
 #include <linux/sched.h>
@@ -190,6 +191,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   s.root.own_net = spec.net != NetMode::host;
   s.root.devpts_gid = tty_gid_mapped(spec);
   s.own_net = s.root.own_net;
+  s.await_network = static_cast<bool>(spec.network);
   s.tty = spec.tty;
   s.die_with_caller = spec.die_with_caller;
   if (spec.cgroup_v1_mounts.size() > detail::kMaxCgroupMounts)
@@ -227,6 +229,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   s.volume_targets.reset(new char[detail::kMaxVolumes * PATH_MAX]);
   s.keep.resize(6 + n * (1 + detail::kEtcCount) + detail::kMaxVolumes);
   s.pids.assign(n, 0);
+  s.reports.assign(n, -1);
   s.codes.assign(n, 0);
   s.signals.assign(n, 0);
   s.done.assign(n, 0);
@@ -267,14 +270,28 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
     if (auto r = idmap::write_maps(guard.pid, spec.uids, spec.gids, idmap::MapWriter::direct, {}); !r)
       return ctx(std::move(r).error().context("writing the pod's id maps"));
   }
-  if (spec.network)
-    if (auto r = spec.network(guard.pid); !r) return ctx(std::move(r).error());
+  // Opened now: after "go" the init is not dumpable, and /proc/PID/ns/net is refused to
+  // a caller without CAP_SYS_PTRACE over it.
+  sys::Fd netns;
+  if (spec.network) {
+    auto f = sys::open_at(sys::FdRef::cwd(), fmt::format("/proc/{}/ns/net", pid), O_RDONLY);
+    if (!f) return ctx(std::move(f).error().context("opening the pod's network namespace"));
+    netns = std::move(*f);
+  }
   auto userns = sys::open_at(sys::FdRef::cwd(),
                              spec.new_userns ? fmt::format("/proc/{}/ns/user", pid) : "/proc/self/ns/user", O_RDONLY);
   if (!userns) return ctx(std::move(userns).error());
   auto mounts = prepare(*userns);
   if (!mounts) return ctx(std::move(mounts).error());
   if (auto r = send_mounts(ours.get(), std::move(*mounts), n); !r) return ctx(std::move(r).error());
+  // The network while the apps set up their roots (they wait for it before exec). A
+  // send that fails means the init ended: its report follows below.
+  if (spec.network) {
+    if (auto r = spec.network(guard.pid, netns.get()); !r) return ctx(std::move(r).error());
+    Msg up;
+    up.kind = detail::kMsgNetworkUp;
+    (void)send(ours.get(), up, -1);
+  }
 
   std::vector<pid_t> app_pids(n, 0);
   sys::Fd pty;

@@ -36,7 +36,15 @@ assert_contains "$(upod run --plan busybox -- true)" "slirp by $helper"
 resolv=$(upod run busybox -- cat /etc/resolv.conf)
 if [[ $helper == pasta ]]; then assert_eq "$resolv" "nameserver 169.254.1.1" "resolv.conf"
 else assert_eq "$resolv" "nameserver 10.0.2.3" "resolv.conf"; fi
-assert_contains "$(upod run busybox -- ip -o link)" "eth0"
+# The helper starts while the apps set up their roots; an app execs only once the
+# network is up: its first command sees eth0 with its address.
+assert_contains "$(upod run busybox -- ip -o -4 addr show eth0)" "inet "
+
+note "an app that cannot start: its error, and the helper stopped"
+expect_fail 127 upod run busybox -- /no/such/program
+assert_contains "$ERR" "/no/such/program"
+for _ in $(seq 25); do ps -o comm= -u "$uid" | grep -qx 'passt.avx2\|pasta\|passt\|slirp4netns' || break; sleep 0.2; done
+assert_eq "$(ps -o stat=,comm= -u "$uid" | grep -v '^Z' | grep -c 'pass\|slirp' || true)" 0 "helpers left after a failed start"
 
 note "slirp with --port serves HTTP to the host"
 upod run -d --name web --port 18090:80 busybox -- \

@@ -90,15 +90,18 @@ struct NetRecord {
 };
 
 // Sets up the network of the pod whose init is `init_pid` (its namespaces made, maps
-// written). `rec` is filled as steps succeed and `persist` is called before each step
-// that leaves something behind, so a killed `pod` leaves a record gc can undo. On
-// failure what was done is undone before returning.
+// written); `netns_fd` is its network namespace. `rec` is filled as steps succeed and
+// `persist` is called before each step that leaves something behind, so a killed `pod`
+// leaves a record gc can undo. On failure what was done is undone before returning.
 using PersistNet = std::function<sys::Result<void>(const NetRecord&)>;
-[[nodiscard]] sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, NetRecord& rec,
+[[nodiscard]] sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, int netns_fd, NetRecord& rec,
                                               const PersistNet& persist);
 // Undoes what setup_network did (CNI DEL in reverse order, the helper stopped, the
-// bind mount detached). Safe to repeat; clears rec.active.
-[[nodiscard]] sys::Result<void> teardown_network(NetRecord& rec);
+// bind mount detached). Safe to repeat; clears rec.active. The helper is killed and
+// waited for until it has ended (its host ports free); with `when_ports`, only when it
+// forwards ports (a pod that ran in the foreground: nothing waits on its end then).
+enum class HelperWait { always, when_ports };
+[[nodiscard]] sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait = HelperWait::always);
 
 // The pod's /etc/resolv.conf for the mode ("" leaves the default).
 [[nodiscard]] std::string resolv_conf_for(const NetRequest& req);
@@ -107,11 +110,12 @@ namespace detail {
 // CNI: runs the config list's plugins (ADD in order, DEL in reverse).
 [[nodiscard]] sys::Result<void> cni_add(const NetRequest& req, NetRecord& rec, const PersistNet& persist);
 [[nodiscard]] sys::Result<void> cni_del(NetRecord& rec);
-// The user-mode helper for the namespace at rec.netns.
-[[nodiscard]] sys::Result<void> slirp_start(const NetRequest& req, NetRecord& rec, const PersistNet& persist);
-[[nodiscard]] sys::Result<void> slirp_stop(NetRecord& rec);
-// tc tbf on `ifname` inside the namespace `netns` (slirp; the CNI bandwidth plugin on bridge).
-[[nodiscard]] sys::Result<void> tc_limit(const std::string& netns, const std::string& ifname, const NetRate& rate);
+// The user-mode helper for the namespace `netns_fd`.
+[[nodiscard]] sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& rec,
+                                            const PersistNet& persist);
+[[nodiscard]] sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait);
+// tc tbf on `ifname` inside the namespace `netns_fd` (slirp; the CNI bandwidth plugin on bridge).
+[[nodiscard]] sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRate& rate);
 // Runs argv with `input` on stdin and `env`; returns stdout. A non-zero exit is an
 // error carrying stdout and stderr.
 struct Output {

@@ -92,9 +92,11 @@ struct PodSpec {
   idmap::IdMap uids, gids;
   bool private_time = false;  // CLONE_NEWTIME
   NetMode net = NetMode::none;
-  // Called with the init's pid once its namespaces exist and the maps are written,
-  // before it goes on: sets up the pod's network (runtime/net.hpp). Empty: nothing.
-  std::function<sys::Result<void>(pid_t init_pid)> network;
+  // Called with the init's pid and its network namespace (an fd, valid during the call)
+  // once its namespaces exist and the maps are written: sets up the pod's network
+  // (runtime/net.hpp) while the apps set up their roots; no app execs before it
+  // returns. Empty: nothing.
+  std::function<sys::Result<void>(pid_t init_pid, int netns_fd)> network;
 
   // Files the pod gets.
   std::string etc_hosts, etc_resolv_conf;  // contents; empty: leave the image's
