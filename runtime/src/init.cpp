@@ -90,17 +90,22 @@ int setup_tty(int sock, int* err) noexcept {
 
 [[noreturn]] void app_main(InitState& s, std::size_t i, int report) noexcept {
   reset_signals();
+  // Our own mount namespace, and our root's mount point in it, opened with the caller's
+  // ids still ours (open_root_point says why).
+  if (::unshare(CLONE_NEWNS) != 0) report_and_exit(report, kStepMountNs, errno);
+  if (::mount("", "/", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) report_and_exit(report, kStepPropagation, errno);
+  int err = 0;
+  int point = open_root_point(s.root, &err);
+  if (point < 0) report_and_exit(report, kStepRootfs, err);
   // Root of the pod's user namespace: files it creates (mount points) are the pod's.
   if (::setresgid(0, 0, 0) != 0) report_and_exit(report, kStepIds, errno);
   if (::setresuid(0, 0, 0) != 0) report_and_exit(report, kStepIds, errno);
   (void)::setgroups(0, nullptr);  // EPERM where setgroups is denied: nothing to drop then
-  if (::unshare(CLONE_NEWNS) != 0) report_and_exit(report, kStepMountNs, errno);
-  if (::mount("", "/", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) report_and_exit(report, kStepPropagation, errno);
   PreparedApp& app = s.apps[i];
   AppRoot root = app.root;
   for (int k = 0; k < kEtcCount; ++k) root.etc[k] = app.etc[k];
-  int err = 0;
-  if (int step = setup_root(s.root, root, &err)) report_and_exit(report, step, err);
+  if (int step = setup_root(s.root, root, point, &err)) report_and_exit(report, step, err);
+  ::close(point);
   (void)::setsid();
   if (s.tty && i == 0)
     if (int step = setup_tty(s.sock, &err)) report_and_exit(report, step, err);

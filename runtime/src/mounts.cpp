@@ -229,23 +229,26 @@ int make_path_in_root(int root, const char* path, bool dir) noexcept {
   return resolve(root, path, O_PATH | O_DIRECTORY);  // only slashes: the root itself
 }
 
-int setup_root(const RootSetup& setup, const AppRoot& app, int* err) noexcept {
+int open_root_point(const RootSetup& setup, int* err) noexcept {
+  int point = ::open(setup.rootfs_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (point < 0) {
+    *err = errno;
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(point, &st) != 0) *err = errno;
+  else if (st.st_dev != setup.rootfs_dev || st.st_ino != setup.rootfs_ino) *err = ESTALE;
+  else return point;
+  ::close(point);
+  return -1;
+}
+
+int setup_root(const RootSetup& setup, const AppRoot& app, int point, int* err) noexcept {
   auto fail = [&](int step) {
     *err = errno ? errno : EIO;
     return step;
   };
-  {
-    // The mount point as this namespace sees it, and the same directory the caller chose.
-    RawFd point(::open(setup.rootfs_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (point.fd < 0) return fail(kStepRootfs);
-    struct stat st {};
-    if (::fstat(point.fd, &st) != 0) return fail(kStepRootfs);
-    if (st.st_dev != setup.rootfs_dev || st.st_ino != setup.rootfs_ino) {
-      errno = ESTALE;
-      return fail(kStepRootfs);
-    }
-    if (attach(app.rootfs, point.fd) != 0) return fail(kStepRootfs);
-  }
+  if (attach(app.rootfs, point) != 0) return fail(kStepRootfs);
   // The rootfs fd now names the attached root.
   const int root = app.rootfs;
   if (int s = setup_proc(root)) return fail(s);

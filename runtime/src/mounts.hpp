@@ -46,9 +46,15 @@ struct AppRoot {
   std::size_t nvolumes = 0;
 };
 
-// Attaches and fills the root, pivots into it. The caller is in a fresh mount
-// namespace whose mounts are slaves.
-[[nodiscard]] int setup_root(const RootSetup& setup, const AppRoot& app, int* err) noexcept;
+// The rootfs mount point as this mount namespace sees it, checked to be the directory
+// the caller chose (O_PATH fd), or -1 with *err set. Opened while the process still has
+// the caller's ids: the store's directories above it are the caller's (0700), which a
+// pod's ids from a lease cannot pass.
+[[nodiscard]] int open_root_point(const RootSetup& setup, int* err) noexcept;
+
+// Attaches the root at `point` (open_root_point), fills it and pivots into it. The
+// caller is in a fresh mount namespace whose mounts are slaves.
+[[nodiscard]] int setup_root(const RootSetup& setup, const AppRoot& app, int point, int* err) noexcept;
 
 // The init, once the apps have their own mount namespaces: pivots into an empty
 // read-only tmpfs on the rootfs mount point, so nothing joining its mount namespace

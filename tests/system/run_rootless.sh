@@ -34,7 +34,22 @@ ustore=$home/.local/share/pod
 uuid=$(upod list --json | jq -r '.[] | select(.name=="w1") | .uuid')
 assert_eq "$(stat -c %u "$ustore/pods/$uuid/upper/etc/new")" "$uid" "owner of a file the pod's root wrote"
 
-note "hostname, pid namespace, exit codes"
+note "--userns auto: a leased range of the user's subordinate ids, the image's owners shifted into it"
+# (The pod's ids cannot pass the store's 0700 directories: the apps open their root's
+# mount point before they take those ids.)
+out=$(upod run --name au --userns auto --user 0 fixture:v1 -- \
+  sh -c 'stat -c "%u:%g" /home/app/notes; id -u; cat /proc/self/uid_map; echo x > /etc/auto-new' 2>&1) \
+  || fail "rootless --userns auto failed: $out"
+lines=($out)
+assert_eq "${lines[0]}" "1234:5678" "owner of /home/app/notes in an auto pod"
+assert_eq "${lines[1]}" 0 "the pod's root"
+(( ${lines[3]} >= 1 )) || fail "the auto pod's root is the user itself: ${lines[*]}"
+uuid=$(upod list --json | jq -r '.[] | select(.name=="au") | .uuid')
+# store namespace uid N >= 1 is host uid 400000 + N - 1
+assert_eq "$(stat -c %u "$ustore/pods/$uuid/upper/etc/auto-new")" "$((400000 + ${lines[3]} - 1))" \
+  "owner of a file the auto pod's root wrote"
+upod rm au >/dev/null
+
 assert_eq "$(upod run --hostname rl busybox -- hostname)" rl "hostname"
 assert_eq "$(upod run busybox -- sh -c 'echo $$')" 2 "the app's pid"
 rc=0; upod run busybox -- sh -c 'exit 7' || rc=$?
