@@ -88,9 +88,11 @@ struct Copier {
   }
 
   // Every xattr, capabilities and ACLs included; after the chown, which would drop a
-  // capability, and before the chmod, as an ACL sets the group bits.
+  // capability, and before the chmod, as an ACL sets the group bits. Without an open fd
+  // (fifos, sockets, device nodes), src and dst are /proc/self/fd paths of O_PATH fds:
+  // followed, they name those very inodes (not followed, the proc links themselves).
   Result<void> copy_xattrs(const char* src, int src_fd, const char* dst, int dst_fd, const std::string& path) const {
-    auto list = [&](char* b, std::size_t n) { return src_fd >= 0 ? ::flistxattr(src_fd, b, n) : ::llistxattr(src, b, n); };
+    auto list = [&](char* b, std::size_t n) { return src_fd >= 0 ? ::flistxattr(src_fd, b, n) : ::listxattr(src, b, n); };
     // One call for the usual short list; the size is asked only for a longer one.
     std::vector<char> names(1024);
     ssize_t len = list(names.data(), names.size());
@@ -105,7 +107,7 @@ struct Copier {
     for (std::size_t off = 0; off < static_cast<std::size_t>(len); off += std::strlen(names.data() + off) + 1) {
       const char* name = names.data() + off;
       if (contents == CopyData::metacopy && opaque_mark(name)) continue;
-      auto get = [&](void* b, std::size_t n) { return src_fd >= 0 ? ::fgetxattr(src_fd, name, b, n) : ::lgetxattr(src, name, b, n); };
+      auto get = [&](void* b, std::size_t n) { return src_fd >= 0 ? ::fgetxattr(src_fd, name, b, n) : ::getxattr(src, name, b, n); };
       ssize_t vl = get(nullptr, 0);
       if (vl < 0) return sys::sys_error("reading xattr {} of '{}'", name, path);
       std::string v(static_cast<std::size_t>(vl), '\0');
@@ -113,7 +115,7 @@ struct Copier {
       if (vl < 0) return sys::sys_error("reading xattr {} of '{}'", name, path);
       v.resize(static_cast<std::size_t>(vl));
       v = POD_TRY(shifted_xattr(name, std::move(v), path));
-      int rc = dst_fd >= 0 ? ::fsetxattr(dst_fd, name, v.data(), v.size(), 0) : ::lsetxattr(dst, name, v.data(), v.size(), 0);
+      int rc = dst_fd >= 0 ? ::fsetxattr(dst_fd, name, v.data(), v.size(), 0) : ::setxattr(dst, name, v.data(), v.size(), 0);
       if (rc < 0) return sys::sys_error("writing xattr {} of '{}'", name, path);
     }
     return {};

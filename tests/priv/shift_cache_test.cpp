@@ -62,6 +62,7 @@ void make_layer(const std::string& l) {
   REQUIRE(::symlink("/etc/passwd", (l + "/pw").c_str()) == 0);
   REQUIRE(::mkfifo((l + "/fifo").c_str(), 0600) == 0);
   REQUIRE(::lchown((l + "/fifo").c_str(), 1000, 1000) == 0);
+  REQUIRE(::setxattr((l + "/fifo").c_str(), "trusted.pod-note", "fifo", 4, 0) == 0);
   REQUIRE(std::system(("setfacl -m u:33:r " + l + "/sparse").c_str()) == 0);
 }
 
@@ -152,6 +153,8 @@ TEST_SUITE("needs:root") {
     CHECK(lst(root + "/bin/su").st_ino == lst(root + "/su-link").st_ino);
     CHECK(lst(root + "/fifo").st_uid == 301000);
     CHECK(S_ISFIFO(lst(root + "/fifo").st_mode));
+    char fv[8];
+    CHECK(::getxattr((root + "/fifo").c_str(), "trusted.pod-note", fv, sizeof fv) == 4);
     CHECK(lst(root + "/pw").st_uid == 300000);
     CHECK(lst(root + "/sparse").st_size == 64 << 20);
     CHECK(lst(root + "/sparse").st_blocks < 1024);  // a reflink or the data extent only
