@@ -204,6 +204,10 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
 
   runtime::PodSpec spec = pod_spec(plan, files, *pd);
   if (cgroups) {
+    spec.limits = [&]() -> sys::Result<void> {
+      POD_TRY_CTX(runtime::write_limits(*cgroups, plan.limits), "the pod's cgroup");
+      return {};
+    };
     spec.cgroup_v2_fd = cgroups->v2_dir.get();
     if (cgroups->version == runtime::CgroupVersion::v1) {
       for (auto& t : cgroups->v1_tasks) spec.cgroup_v1_tasks.push_back(t.get());

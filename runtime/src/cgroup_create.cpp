@@ -1,4 +1,4 @@
-// Making a pod's cgroups and writing its limits: cgroup v2 (memory.max, memory.swap.max,
+// Making a pod's cgroups, and writing its limits once its init is in them: cgroup v2 (memory.max, memory.swap.max,
 // cpu.max, cpu.weight, pids.max, io.max, cpuset.cpus) or v1 (memory.limit_in_bytes and
 // memsw, cfs quota and shares, pids.max, blkio.throttle.*, cpuset).
 #include <fcntl.h>
@@ -128,7 +128,6 @@ sys::Result<PodCgroups> create_v2(const CgroupPlace& p, const Limits& l) {
   POD_TRY_CTX(enable(parent, controllers), "enabling the controllers of cgroup {}", parent);
   POD_TRY(make_dir(dir, false));
   made.dirs.push_back(dir);
-  POD_TRY_CTX(write_v2_limits(dir, l), "setting the limits of cgroup {}", dir);
   PodCgroups out;
   out.version = CgroupVersion::v2;
   out.dirs = p.dirs;
@@ -137,7 +136,7 @@ sys::Result<PodCgroups> create_v2(const CgroupPlace& p, const Limits& l) {
   return out;
 }
 
-sys::Result<PodCgroups> create_v1(const CgroupPlace& p, const Limits& l) {
+sys::Result<PodCgroups> create_v1(const CgroupPlace& p) {
   Made made;
   for (std::size_t i = 0; i < p.v1.size(); ++i) {
     const V1Hierarchy& h = p.v1[i];
@@ -148,7 +147,6 @@ sys::Result<PodCgroups> create_v1(const CgroupPlace& p, const Limits& l) {
     POD_TRY(make_dir(dir, false));
     made.dirs.push_back(dir);
     if (has(h, "cpuset")) POD_TRY_CTX(inherit_cpuset(parent, dir), "cgroup {}", dir);
-    POD_TRY_CTX(write_v1_limits(h, dir, l), "setting the limits of cgroup {}", dir);
   }
   PodCgroups out;
   out.version = CgroupVersion::v1;
@@ -165,7 +163,17 @@ sys::Result<PodCgroups> create_v1(const CgroupPlace& p, const Limits& l) {
 
 sys::Result<PodCgroups> create_cgroups(const CgroupPlace& place, const Limits& limits) {
   if (place.version == CgroupVersion::v2) return create_v2(place, limits);
-  return create_v1(place, limits);
+  return create_v1(place);
+}
+
+sys::Result<void> write_limits(const PodCgroups& c, const Limits& limits) {
+  if (c.version == CgroupVersion::v2) {
+    POD_TRY_CTX(write_v2_limits(c.dirs.at(0), limits), "setting the limits of cgroup {}", c.dirs.at(0));
+    return {};
+  }
+  for (std::size_t i = 0; i < c.v1.size(); ++i)
+    POD_TRY_CTX(write_v1_limits(c.v1[i], c.dirs.at(i), limits), "setting the limits of cgroup {}", c.dirs.at(i));
+  return {};
 }
 
 }  // namespace pod::runtime

@@ -246,14 +246,14 @@ void init_main(InitState& s) noexcept {
     if (e.step != kStepNone) fail_pod(s, static_cast<int>(i), e.step, e.err);
   }
   ::close(s.gate[0]);
-  if (s.await_network) {
+  if (s.await_caller) {
     Msg m;
     int fd = -1;
     long n = recv_msg(s.sock, &m, &fd, nullptr);
     if (n == 0) ::_exit(kSetupFailedExit);  // the caller is gone
     if (n < 0) fail_pod(s, -1, kStepSync, errno);
     if (fd >= 0) ::close(fd);
-    if (m.kind != kMsgNetworkUp) fail_pod(s, -1, kStepSync, EPROTO);
+    if (m.kind != kMsgAppsGo) fail_pod(s, -1, kStepSync, EPROTO);
   }
   ::close(s.gate[1]);
   for (std::size_t i = 0; i < s.apps.size(); ++i) {

@@ -44,9 +44,9 @@ struct InitState {
   bool die_with_caller = true;
   bool tty = false;
   bool own_net = true;
-  // The caller sets up the pod's network while the apps set up their roots, and sends
-  // kMsgNetworkUp when it is done: no app execs before that.
-  bool await_network = false;
+  // The caller writes the pod's limits and sets up its network while the apps set up
+  // their roots, and sends kMsgAppsGo when it is done: no app execs before that.
+  bool await_caller = false;
   // Each app, set up, waits at this gate (a pipe whose write end only the init keeps)
   // until the init closes it.
   int gate[2] = {-1, -1};

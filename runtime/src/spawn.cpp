@@ -1,7 +1,8 @@
 // start(): the caller's side of the pod's birth. Everything the init and the apps need
 // is prepared here before clone3; then the maps are written, the caller's prepare()
 // makes the mounts for the new user namespace, and they go to the init with "go". The
-// network is set up while the apps make their roots; they exec once it is up.
+// cgroup limits and the network are set up while the apps make their roots; the apps
+// exec once they are.
 #include "pod/runtime/spawn.hpp"
 
 #include <linux/sched.h>
@@ -191,7 +192,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   s.root.own_net = spec.net != NetMode::host;
   s.root.devpts_gid = tty_gid_mapped(spec);
   s.own_net = s.root.own_net;
-  s.await_network = static_cast<bool>(spec.network);
+  s.await_caller = spec.network || spec.limits;
   s.tty = spec.tty;
   s.die_with_caller = spec.die_with_caller;
   if (spec.cgroup_v1_mounts.size() > detail::kMaxCgroupMounts)
@@ -284,13 +285,16 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   auto mounts = prepare(*userns);
   if (!mounts) return ctx(std::move(mounts).error());
   if (auto r = send_mounts(ours.get(), std::move(*mounts), n); !r) return ctx(std::move(r).error());
-  // The network while the apps set up their roots (they wait for it before exec). A
-  // send that fails means the init ended: its report follows below.
-  if (spec.network) {
-    if (auto r = spec.network(guard.pid, netns.get()); !r) return ctx(std::move(r).error());
-    Msg up;
-    up.kind = detail::kMsgNetworkUp;
-    (void)send(ours.get(), up, -1);
+  // Limits and network while the apps set up their roots (they wait for them before
+  // exec). A send that fails means the init ended: its report follows below.
+  if (s.await_caller) {
+    if (spec.limits)
+      if (auto r = spec.limits(); !r) return ctx(std::move(r).error());
+    if (spec.network)
+      if (auto r = spec.network(guard.pid, netns.get()); !r) return ctx(std::move(r).error());
+    Msg go;
+    go.kind = detail::kMsgAppsGo;
+    (void)send(ours.get(), go, -1);
   }
 
   std::vector<pid_t> app_pids(n, 0);

@@ -64,7 +64,7 @@ enum Kind : std::uint32_t {
   kMsgStarted,     // C -> P: SCM_CREDENTIALS an app's pid, `app` its index
   kMsgReady,       // C -> P: every app started
   kMsgFailed,      // C -> P: {app, step, err}; app is -1 for the pod itself
-  kMsgNetworkUp,   // P -> C: the pod's network is set up; the apps may exec
+  kMsgAppsGo,      // P -> C: the pod's limits and network are set up; the apps may exec
 };
 
 struct Msg {

@@ -87,7 +87,8 @@ struct Delegation {
 // it and the systemd drop-in that delegates it.
 [[nodiscard]] sys::Result<CgroupPlace> place_cgroups(const Limits& limits, std::string_view uuid, bool rootless);
 
-// The pod's cgroups, made, limits written.
+// The pod's cgroups, made, with no limits yet: write_limits writes them while the pod's
+// apps set up their roots (PodSpec::limits), off the path of the pod's start.
 struct PodCgroups {
   CgroupVersion version = CgroupVersion::v2;
   std::vector<std::string> dirs;  // recorded in the pod record, removed with the pod
@@ -97,6 +98,9 @@ struct PodCgroups {
 };
 // On failure, whatever was made is removed again.
 [[nodiscard]] sys::Result<PodCgroups> create_cgroups(const CgroupPlace& place, const Limits& limits);
+// memory, cpu, pids, io and cpuset limits into the pod's cgroups. (A memory limit below
+// what the pod uses by then is refused by cgroup v1: EBUSY.)
+[[nodiscard]] sys::Result<void> write_limits(const PodCgroups& cgroups, const Limits& limits);
 
 // Removes the pod's cgroups, retrying briefly while the kernel reaps its processes.
 // Only directories named ".../pod/<uuid>" (and the caller's ".../pod-run-<pid>" leaf,

@@ -97,6 +97,9 @@ struct PodSpec {
   // (runtime/net.hpp) while the apps set up their roots; no app execs before it
   // returns. Empty: nothing.
   std::function<sys::Result<void>(pid_t init_pid, int netns_fd)> network;
+  // Called, like network and before it, once the init is on its way into its cgroups:
+  // writes the pod's cgroup limits (cgroup.hpp write_limits). Empty: nothing.
+  std::function<sys::Result<void>()> limits;
 
   // Files the pod gets.
   std::string etc_hosts, etc_resolv_conf;  // contents; empty: leave the image's
