@@ -102,7 +102,10 @@ sys::Result<void> start_slirp4netns(const NetRequest& req, int netns_fd, NetReco
   if (::pipe2(ready, O_CLOEXEC) != 0) return sys::sys_error("pipe");
   sys::Fd ready_r(ready[0]), ready_w(ready[1]);
   std::string api = req.ports.empty() ? "" : fmt::format("/tmp/pod-slirp-{}.sock", req.uuid);
-  std::vector<std::string> args = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+  // Sandboxed (an empty root of its own, no capabilities) and under seccomp, as podman
+  // runs it: it parses what the pod sends. (pasta confines itself.)
+  std::vector<std::string> args = {"slirp4netns",       "--configure",       "--mtu=65520",
+                                   "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp",
                                    "--netns-type=path", "--ready-fd=3"};
   sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));
   if (!api.empty()) args.push_back("--api-socket=" + api);
