@@ -11,11 +11,11 @@
 #include <atomic>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "pod/sys/fs.hpp"
+#include "pod/sys/mountinfo.hpp"
 
 #include "pod/overlay/fs_context.hpp"
 
@@ -90,10 +90,9 @@ std::optional<std::uint64_t> mount_id(int fd) {
 
 std::set<std::uint64_t> own_mount_ids() {
   std::set<std::uint64_t> ids;
-  auto text = sys::read_file(FdRef::cwd(), "/proc/self/mountinfo", 64 << 20);
-  if (!text) return ids;
-  std::istringstream in(*text);
-  for (std::string line; std::getline(in, line);) ids.insert(std::strtoull(line.c_str(), nullptr, 10));
+  auto mounts = sys::read_mountinfo();
+  if (!mounts) return ids;
+  for (const auto& m : *mounts) ids.insert(m.id);
   return ids;
 }
 

@@ -10,6 +10,7 @@
 
 #include "pod/runtime/pods.hpp"
 #include "pod/sys/fs.hpp"
+#include "pod/sys/mountinfo.hpp"
 
 namespace pod::runtime::detail {
 
@@ -49,35 +50,11 @@ bool unified_host() {
 
 sys::Result<std::vector<V1Hierarchy>> v1_hierarchies() {
   static constexpr std::string_view kKnown[] = {"memory", "cpu", "cpuacct", "pids", "blkio", "cpuset"};
-  std::string info = POD_TRY(sys::read_file(sys::FdRef::cwd(), "/proc/self/mountinfo", 16 << 20));
   std::vector<V1Hierarchy> out;
-  std::size_t pos = 0;
-  while (pos < info.size()) {
-    auto end = info.find('\n', pos);
-    if (end == std::string::npos) end = info.size();
-    std::string_view line(info.data() + pos, end - pos);
-    pos = end + 1;
-    auto sep = line.find(" - ");
-    if (sep == std::string_view::npos) continue;
-    std::vector<std::string> tail;
-    for (std::string_view t = line.substr(sep + 3); !t.empty();) {
-      auto sp = t.find(' ');
-      tail.emplace_back(t.substr(0, sp));
-      if (sp == std::string_view::npos) break;
-      t = t.substr(sp + 1);
-    }
-    if (tail.size() < 3 || tail[0] != "cgroup") continue;
-    std::string mount;
-    {
-      // Field 5 (the mount point) of the part before " - ", split by spaces only.
-      std::string_view head = line.substr(0, sep);
-      std::size_t f = 0;
-      for (int k = 0; k < 4 && f != std::string_view::npos; ++k) f = head.find(' ', f + (k ? 1 : 0));
-      if (f == std::string_view::npos) continue;
-      mount = std::string(head.substr(f + 1, head.find(' ', f + 1) - f - 1));
-    }
-    V1Hierarchy h{mount, {}};
-    for (auto& opt : words(tail[2]))
+  for (auto& m : POD_TRY(sys::read_mountinfo())) {
+    if (m.fstype != "cgroup") continue;
+    V1Hierarchy h{m.mount_point, {}};
+    for (auto& opt : words(m.super_options))
       if (std::find(std::begin(kKnown), std::end(kKnown), opt) != std::end(kKnown)) h.controllers.push_back(opt);
     if (h.controllers.empty()) continue;
     bool seen = std::any_of(out.begin(), out.end(), [&](auto& o) { return o.controllers == h.controllers; });

@@ -10,6 +10,7 @@
 
 #include "pod/runtime/cgroup.hpp"
 #include "pod/sys/fs.hpp"
+#include "pod/sys/mountinfo.hpp"
 #include "pods_internal.hpp"
 
 namespace pod::runtime {
@@ -18,38 +19,11 @@ using namespace detail;
 
 namespace {
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Detaches every mount at or below `path`, deepest first.
 sys::Result<void> unmount_below(const std::string& path) {
-  std::string info = POD_TRY(sys::read_file(sys::FdRef::cwd(), "/proc/self/mountinfo", 16 << 20));
   std::vector<std::string> points;
-  std::size_t pos = 0;
-  while (pos < info.size()) {
-    auto end = info.find('\n', pos);
-    if (end == std::string::npos) end = info.size();
-    std::string_view line(info.data() + pos, end - pos);
-    pos = end + 1;
-    // Fields: id parent major:minor root mountpoint ...
-    std::size_t f = 0;
-    for (int i = 0; i < 4 && f != std::string_view::npos; ++i) f = line.find(' ', f + (i ? 1 : 0));
-    if (f == std::string_view::npos) continue;
-    auto stop = line.find(' ', f + 1);
-    std::string point = unescape(line.substr(f + 1, stop - f - 1));
-    if (point == path || point.starts_with(path + "/")) points.push_back(std::move(point));
-  }
+  for (auto& m : POD_TRY(sys::read_mountinfo()))
+    if (m.mount_point == path || m.mount_point.starts_with(path + "/")) points.push_back(std::move(m.mount_point));
   std::stable_sort(points.begin(), points.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
   for (auto& p : points)
     // EINVAL/ENOENT: already gone with a parent detached before it.
