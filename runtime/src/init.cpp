@@ -223,8 +223,9 @@ void init_main(InitState& s) noexcept {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
 
-  // The apps one after the other, each up to the gate; then the caller's network; then
-  // the gate opens and each app execs (its report pipe closes) or reports why not.
+  // The apps one after the other, each up to the gate; then the caller's limits and
+  // network; then the gate opens and each app execs (its report pipe closes) or reports
+  // why not.
   if (::pipe2(s.gate, O_CLOEXEC) != 0) fail_pod(s, -1, kStepFork, errno);
   for (std::size_t i = 0; i < s.apps.size(); ++i) {
     int rep[2];

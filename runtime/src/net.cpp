@@ -120,7 +120,8 @@ namespace detail {
 sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRate& rate) {
   sys::Fd ns(::fcntl(netns_fd, F_DUPFD, 3));  // without close-on-exec: nsenter opens it by /proc/self/fd
   if (!ns) return sys::sys_error("dup");
-  Output o = POD_TRY(run_with_input({"nsenter", fmt::format("--net=/proc/self/fd/{}", ns.get()), "tc", "qdisc", "replace", "dev", ifname, "root",
+  Output o = POD_TRY(run_with_input({"nsenter", fmt::format("--net=/proc/self/fd/{}", ns.get()), "tc", "qdisc",
+                                     "replace", "dev", ifname, "root",
                                      "tbf", "rate", fmt::format("{}bit", rate.bits_per_second), "burst",
                                      std::to_string(rate.burst_bytes), "latency", "100ms"},
                                     "", {}));
