@@ -117,9 +117,14 @@ sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait) {
 
 namespace detail {
 
+sys::Result<sys::Fd> inheritable_netns(int netns_fd) {
+  sys::Fd fd(::fcntl(netns_fd, F_DUPFD, 10));
+  if (!fd) return sys::sys_error("passing the pod's network namespace on");
+  return fd;
+}
+
 sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRate& rate) {
-  sys::Fd ns(::fcntl(netns_fd, F_DUPFD, 3));  // without close-on-exec: nsenter opens it by /proc/self/fd
-  if (!ns) return sys::sys_error("dup");
+  sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));  // nsenter opens it by /proc/self/fd
   Output o = POD_TRY(run_with_input({"nsenter", fmt::format("--net=/proc/self/fd/{}", ns.get()), "tc", "qdisc",
                                      "replace", "dev", ifname, "root",
                                      "tbf", "rate", fmt::format("{}bit", rate.bits_per_second), "burst",

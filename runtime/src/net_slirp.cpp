@@ -35,14 +35,6 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-// The namespace without close-on-exec, for the helper to inherit (above 3, which
-// slirp4netns gets as its ready fd).
-sys::Result<sys::Fd> inheritable_netns(int netns_fd) {
-  sys::Fd fd(::fcntl(netns_fd, F_DUPFD, 10));
-  if (!fd) return sys::sys_error("passing the pod's network namespace on");
-  return fd;
-}
-
 // pasta forks to the background once the namespace is configured; the parent's exit
 // tells us it is ready, and -P names the daemon's pid.
 sys::Result<void> start_pasta(const NetRequest& req, int netns_fd, NetRecord& rec, const PersistNet& persist) {
@@ -51,7 +43,7 @@ sys::Result<void> start_pasta(const NetRequest& req, int netns_fd, NetRecord& re
   if (!pf) return sys::sys_error("a pid file for pasta");
   // By an inherited fd: pasta drops its capabilities before opening the namespace, and
   // /proc/PID/ns/net of the pod's init (which has them all) would then be refused.
-  sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));
+  sys::Fd ns = POD_TRY(detail::inheritable_netns(netns_fd));
   std::vector<std::string> argv = {"pasta", "--config-net", "--quiet", "--no-netns-quit",
                                    "--netns", fmt::format("/proc/self/fd/{}", ns.get()),
                                    "--dns-forward", kPastaDns, "--no-map-gw", "-I", "eth0", "-P", pidfile};
@@ -107,7 +99,7 @@ sys::Result<void> start_slirp4netns(const NetRequest& req, int netns_fd, NetReco
   std::vector<std::string> args = {"slirp4netns",       "--configure",       "--mtu=65520",
                                    "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp",
                                    "--netns-type=path", "--ready-fd=3"};
-  sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));
+  sys::Fd ns = POD_TRY(detail::inheritable_netns(netns_fd));
   if (!api.empty()) args.push_back("--api-socket=" + api);
   args.push_back(fmt::format("/proc/self/fd/{}", ns.get()));
   args.push_back("tap0");

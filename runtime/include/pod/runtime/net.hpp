@@ -19,6 +19,7 @@
 
 #include "pod/runtime/spec.hpp"
 #include "pod/sys/error.hpp"
+#include "pod/sys/fd.hpp"
 
 namespace pod::runtime {
 
@@ -114,6 +115,9 @@ namespace detail {
 [[nodiscard]] sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& rec,
                                             const PersistNet& persist);
 [[nodiscard]] sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait);
+// The namespace without close-on-exec, for a helper to inherit (fd 10 or above: clear
+// of stdio and of slirp4netns's ready fd 3).
+[[nodiscard]] sys::Result<sys::Fd> inheritable_netns(int netns_fd);
 // tc tbf on `ifname` inside the namespace `netns_fd` (slirp; the CNI bandwidth plugin on bridge).
 [[nodiscard]] sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRate& rate);
 // Runs argv with `input` on stdin and `env`; returns stdout. A non-zero exit is an
