@@ -134,7 +134,7 @@ sys::Result<void> PodNetwork::apply(runtime::PodSpec& spec) {
 sys::Result<void> PodNetwork::finish() {
   armed_ = false;
   if (!record_.net.active) return {};
-  auto r = runtime::teardown_network(record_.net, runtime::HelperWait::when_ports);
+  auto r = runtime::teardown_network(record_.net, runtime::HelperWait::when_ports, runtime::PodEnded::yes);
   POD_TRY(persist(record_.net));
   return r;
 }
@@ -196,6 +196,8 @@ sys::Result<void> check_ports_in_pods(sys::FdRef store, const Plan& plan) {
   return {};
 }
 
-sys::Result<void> release_network(runtime::PodRecord record) { return runtime::teardown_network(record.net); }
+sys::Result<void> release_network(runtime::PodRecord record) {
+  return runtime::teardown_network(record.net, runtime::HelperWait::always, runtime::PodEnded::yes);
+}
 
 }  // namespace pod::cmd

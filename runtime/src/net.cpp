@@ -13,16 +13,18 @@ namespace pod::runtime {
 namespace {
 
 // bridge + host-local (leases under /run: a reboot forgets them with the pods),
-// portmap for --port, bandwidth for --net-rate.
+// portmap for --port, bandwidth for --net-rate. pod masquerades the subnet with one
+// rule for the network (net_masquerade.cpp) rather than the bridge plugin's per pod.
 constexpr const char* kDefaultConfig = R"({
   "cniVersion": "1.0.0",
   "name": "pod0",
+  "podMasquerade": true,
   "plugins": [
     {
       "type": "bridge",
       "bridge": "pod0",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -99,17 +101,24 @@ sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, int netns
   return {};
 }
 
-sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait) {
+sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait, PodEnded ended) {
   if (!rec.active) return {};
   std::optional<sys::Error> first;
   auto keep = [&](sys::Result<void> r) {
     if (!r && !first) first = std::move(r).error();
   };
+  auto unbind = [&]() -> sys::Result<void> {
+    if (rec.netns_bound && ::umount2(rec.netns.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
+        errno != ENOENT)
+      return sys::sys_error("unmounting '{}'", rec.netns);
+    return {};
+  };
+  bool release_first = ended == PodEnded::yes && !rec.cni_config.empty() && !detail::cni_del_needs_netns(rec);
+  if (release_first) keep(unbind());
   keep(detail::cni_del(rec));
+  if (release_first) keep(detail::await_host_links_gone(rec));
   keep(detail::slirp_stop(rec, wait));
-  if (rec.netns_bound && ::umount2(rec.netns.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
-      errno != ENOENT)
-    keep(sys::sys_error("unmounting '{}'", rec.netns));
+  if (!release_first) keep(unbind());
   if (first) return sys::Unexpected(std::move(*first).context("tearing down the pod's network ({})", rec.mode));
   rec.active = false;
   return {};
@@ -129,7 +138,7 @@ sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRat
                                      "replace", "dev", ifname, "root",
                                      "tbf", "rate", fmt::format("{}bit", rate.bits_per_second), "burst",
                                      std::to_string(rate.burst_bytes), "latency", "100ms"},
-                                    "", {}));
+                                    "", {kToolPath}));
   if (o.code != 0)
     return sys::make_error(EIO, "limiting {} to {} bit/s with tc: {}", ifname, rate.bits_per_second, o.err + o.out);
   return {};

@@ -3,9 +3,13 @@
 // configuration (name, cniVersion, prevResult, runtimeConfig) on stdin; ADD in the
 // list's order chaining each result into the next, DEL in reverse with the ADD result.
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
 
 #include <nlohmann/json.hpp>
 
@@ -17,11 +21,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 struct ConfigList {
   std::string name, version;
   std::vector<json> plugins;
+  bool pod_masquerade = false;  // "podMasquerade": pod masquerades the bridges' subnets
 };
 
 sys::Result<ConfigList> parse_list(const std::string& text, const std::string& network) {
@@ -34,6 +37,10 @@ sys::Result<ConfigList> parse_list(const std::string& text, const std::string& n
   if (!j.contains("plugins") || !j["plugins"].is_array() || j["plugins"].empty()) return bad("has no \"plugins\"");
   l.name = j["name"].get<std::string>();
   l.version = j["cniVersion"].get<std::string>();
+  if (j.contains("podMasquerade")) {
+    if (!j["podMasquerade"].is_boolean()) return bad("\"podMasquerade\" is not true or false");
+    l.pod_masquerade = j["podMasquerade"].get<bool>();
+  }
   for (auto& p : j["plugins"]) {
     if (!p.is_object() || !p.contains("type") || !p["type"].is_string()) return bad("a plugin has no \"type\"");
     std::string type = p["type"].get<std::string>();
@@ -81,6 +88,47 @@ bool idle_plugin(const json& plugin, const NetRecord& rec) {
   return false;
 }
 
+// The IPv4 subnets of a bridge plugin's host-local or static IPAM ("ranges" or the
+// older "subnet"), for pod's masquerade.
+std::vector<std::string> bridge_subnets(const json& plugin) {
+  std::vector<std::string> out;
+  if (!plugin.contains("ipam") || !plugin["ipam"].is_object()) return out;
+  const json& ipam = plugin["ipam"];
+  auto take = [&](const json& o) {
+    if (o.is_object() && o.contains("subnet") && o["subnet"].is_string()) {
+      std::string sn = o["subnet"].get<std::string>();
+      if (sn.find(':') == std::string::npos) out.push_back(sn);  // IPv6 ranges: not masqueraded
+    }
+  };
+  take(ipam);
+  if (ipam.contains("ranges") && ipam["ranges"].is_array())
+    for (const auto& set : ipam["ranges"])
+      if (set.is_array())
+        for (const auto& r : set) take(r);
+  return out;
+}
+
+std::string bridge_name(const json& plugin) { return plugin.value("bridge", std::string("cni0")); }
+
+sys::Result<void> masquerade(const ConfigList& l) {
+  if (!l.pod_masquerade) return {};
+  for (const auto& p : l.plugins)
+    if (p["type"] == "bridge") POD_TRY(ensure_masquerade(l.name, bridge_name(p), bridge_subnets(p)));
+  return {};
+}
+
+// A plugin whose DEL needs the pod's namespace: all but those known to undo their host
+// side by the container id or prevResult. The bridge plugin finds the addresses to stop
+// masquerading (ipMasq) and its MAC spoof check's rules through the pod's interface,
+// and skips both without the namespace.
+bool del_needs_netns(const json& plugin) {
+  std::string type = plugin["type"].get<std::string>();
+  if (type == "portmap" || type == "bandwidth") return false;
+  if (type != "bridge" || plugin.value("ipMasq", false) || plugin.value("macspoofchk", false)) return true;
+  std::string ipam = plugin.contains("ipam") && plugin["ipam"].is_object() ? plugin["ipam"].value("type", "") : "";
+  return !(ipam.empty() || ipam == "host-local" || ipam == "static");
+}
+
 std::string list_json(const ConfigList& l) {
   return json{{"cniVersion", l.version}, {"name", l.name}, {"plugins", l.plugins}}.dump(2);
 }
@@ -117,7 +165,7 @@ sys::Result<json> invoke(const std::string& command, const ConfigList& l, const 
   if (prev) conf["prevResult"] = *prev;
   json rc = runtime_config(plugin, rec);
   if (!rc.empty()) conf["runtimeConfig"] = rc;
-  std::vector<std::string> env = {kPath,
+  std::vector<std::string> env = {kToolPath,
                                   "CNI_COMMAND=" + command,
                                   "CNI_CONTAINERID=" + rec.container_id,
                                   "CNI_NETNS=" + netns,
@@ -149,6 +197,7 @@ sys::Result<void> cni_add(const NetRequest& req, NetRecord& rec, const PersistNe
   for (const auto& p : l.plugins) POD_TRY(plugin_path(p["type"].get<std::string>()));
   std::erase_if(l.plugins, [&](const json& p) { return idle_plugin(p, rec); });
   if (l.plugins.empty()) return sys::make_error(EINVAL, "CNI config list '{}' has no plugin that sets up a network", l.name);
+  POD_TRY(masquerade(l));  // first: the pod's first packets out are masqueraded
   rec.cni_config = list_json(l);
   rec.active = true;  // from here a DEL is owed, even if ADD fails half-way
   POD_TRY(persist(rec));
@@ -185,6 +234,42 @@ sys::Result<void> cni_del(NetRecord& rec) {
     if (!r && !first) first = std::move(r).error();
   }
   if (first) return sys::Unexpected(std::move(*first));
+  return {};
+}
+
+bool cni_del_needs_netns(const NetRecord& rec) {
+  auto l = parse_list(rec.cni_config, rec.network);
+  return !l || std::any_of(l->plugins.begin(), l->plugins.end(), del_needs_netns);
+}
+
+sys::Result<void> await_host_links_gone(const NetRecord& rec) {
+  json result = rec.cni_result.empty() ? json() : json::parse(rec.cni_result, nullptr, false);
+  auto l = parse_list(rec.cni_config, rec.network);
+  if (!result.is_object() || !result.contains("interfaces") || !result["interfaces"].is_array() || !l) return {};
+  // The host's side: the result's interfaces outside the pod, but not the bridges.
+  std::vector<std::string> links;
+  for (const auto& i : result["interfaces"]) {
+    if (!i.is_object() || i.contains("sandbox") || !i.contains("name") || !i["name"].is_string()) continue;
+    std::string name = i["name"].get<std::string>();
+    bool bridge = std::any_of(l->plugins.begin(), l->plugins.end(),
+                              [&](const json& p) { return p["type"] == "bridge" && bridge_name(p) == name; });
+    if (!bridge && !name.empty()) links.push_back(name);
+  }
+  auto present = [](const std::string& n) { return ::if_nametoindex(n.c_str()) != 0; };
+  constexpr int kPolls = 500;  // 1 ms apart: the kernel takes ~10 ms here
+  for (int i = 0; i < kPolls && std::any_of(links.begin(), links.end(), present); ++i) {
+    timespec ts{0, 1000 * 1000};
+    ::nanosleep(&ts, nullptr);
+  }
+  // Still there: something else holds the pod's namespace (an `nsenter` of the user's).
+  // The link goes now, as DEL would have taken it, so its address is not in use twice.
+  for (const auto& n : links) {
+    if (!present(n)) continue;
+    std::string ip = POD_TRY(find_tool("ip", "iproute2"));
+    Output o = POD_TRY(run_with_input({ip, "link", "delete", n}, "", {kToolPath}));
+    if (o.code != 0 && present(n))
+      return sys::make_error(EIO, "removing the pod's host interface {}: {}", n, o.err + o.out);
+  }
   return {};
 }
 

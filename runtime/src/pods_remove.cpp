@@ -49,7 +49,7 @@ std::optional<PodRecord> read_record(sys::FdRef dir) {
 // `dir_path`, where the pod directory is now.
 sys::Result<void> release_network(PodRecord& rec, const std::string& dir_path) {
   if (rec.net.netns_bound) rec.net.netns = dir_path + "/ns/net";
-  return teardown_network(rec.net);
+  return teardown_network(rec.net, HelperWait::always, PodEnded::yes);
 }
 
 // Finishes the removal of pods/<gname>, a garbage directory.

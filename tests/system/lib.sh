@@ -52,9 +52,12 @@ snapshot() {
 # Root's pods default to the CNI bridge: pod installs /etc/pod/net.d/pod0.conflist and the
 # pod0 bridge on first use. A test that may make them removes them at exit, unless they
 # were there before.
+POD0_MASQUERADE=(POSTROUTING -s 10.77.0.0/24 ! -o pod0 -m comment --comment "pod network pod0" -j MASQUERADE)
 keep_default_network_as_found() {
   [[ -e /etc/pod/net.d/pod0.conflist ]] || at_exit "rm -f /etc/pod/net.d/pod0.conflist; rmdir /etc/pod/net.d /etc/pod 2>/dev/null"
   ip link show pod0 >/dev/null 2>&1 || at_exit "ip link del pod0 2>/dev/null"
+  iptables -w -t nat -C "${POD0_MASQUERADE[@]}" 2>/dev/null ||
+    at_exit "iptables -w -t nat -D $(printf '%q ' "${POD0_MASQUERADE[@]}") 2>/dev/null"
 }
 
 # An ordinary user with subordinate ids, removed at exit. Sets TEST_USER, SUBID_START.

@@ -39,6 +39,44 @@ assert_contains "$(pod run --plan --net host busybox -- true)" "abstract unix so
 expect_fail 125 pod run --net host --port 18080:80 busybox -- true
 assert_contains "$ERR" "--port"
 
+note "a foreground pod's veth is gone when pod run returns"
+pod run --rm busybox -- true
+assert_eq "$(veths)" "$veths_before" "veth interfaces right after a pod"
+assert_eq "$(leases)" "$leases_before" "IPAM leases right after a pod"
+
+if [[ $(jq -r '.podMasquerade' /etc/pod/net.d/pod0.conflist) == true ]]; then
+  note "pod0's subnet is masqueraded by one rule, put back when missing"
+  iptables -w -t nat -C "${POD0_MASQUERADE[@]}" || fail "no masquerade rule for pod0"
+  iptables -w -t nat -D "${POD0_MASQUERADE[@]}"
+  # A peer beyond the host (a namespace of its own on a veth): it sees the host's
+  # address, not the pod's, and could not answer the pod's otherwise.
+  outside=podtout$$
+  ip netns add $outside
+  at_exit "ip netns del $outside 2>/dev/null; ip link del podtx$$ 2>/dev/null"
+  ip link add podtx$$ type veth peer name eth0 netns $outside
+  ip addr add 10.99.0.1/24 dev podtx$$ && ip link set podtx$$ up
+  ip -n $outside addr add 10.99.0.2/24 dev eth0 && ip -n $outside link set eth0 up
+  ip netns exec $outside python3 -c 'import socket; s = socket.socket(); s.bind(("10.99.0.2", 5001)); s.listen(1)
+s.settimeout(20); c, a = s.accept(); print(a[0])' >"$T/peer" &
+  peer=$!
+  listening() { ip netns exec $outside ss -Hltn 'sport = :5001' | grep -q .; }
+  retry listening
+  pod run --rm busybox -- sh -c 'echo hi | nc -w 5 10.99.0.2 5001' || fail "the pod could not reach 10.99.0.2"
+  wait $peer || fail "the peer saw no connection"
+  assert_eq "$(cat "$T/peer")" 10.99.0.1 "the address the peer saw"
+  iptables -w -t nat -C "${POD0_MASQUERADE[@]}" || fail "the masquerade rule was not put back"
+  assert_eq "$(iptables -w -t nat -S POSTROUTING 2>/dev/null | grep -c 'pod network pod0')" 1 "pod0's masquerade rules"
+  ip netns del $outside  # (its end of the veth goes with it)
+fi
+note "a list's podMasquerade that is not a boolean is refused, naming the list"
+at_exit "rm -f /etc/pod/net.d/podtbad.conflist"
+echo '{"cniVersion": "1.0.0", "name": "podtbad", "podMasquerade": "yes",
+  "plugins": [{"type": "bridge", "bridge": "podtbad0", "ipam": {"type": "host-local", "subnet": "10.78.0.0/24"}}]}' \
+  >/etc/pod/net.d/podtbad.conflist
+expect_fail 125 pod run --net podtbad busybox -- true
+assert_contains "$ERR" "CNI config list 'podtbad': \"podMasquerade\" is not true or false"
+ip link show podtbad0 >/dev/null 2>&1 && fail "a bridge was made for the refused list"
+
 note "two pods on the bridge exchange TCP"
 pod run -d --name srv busybox -- sh -c 'while :; do nc -l -p 5000; done' >/dev/null
 srv_ip=$(address srv)

@@ -101,8 +101,13 @@ using PersistNet = std::function<sys::Result<void>(const NetRecord&)>;
 // bind mount detached). Safe to repeat; clears rec.active. The helper is killed and
 // waited for until it has ended (its host ports free); with `when_ports`, only when it
 // forwards ports (a pod that ran in the foreground: nothing waits on its end then).
+// With `PodEnded::yes` (no process of the pod is left), a CNI list whose plugins do not
+// need the namespace for DEL has it released first: the kernel then removes the pod's
+// veth in the background while DEL runs (deleting it in DEL waits on RCU, ~20 ms here).
 enum class HelperWait { always, when_ports };
-[[nodiscard]] sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait = HelperWait::always);
+enum class PodEnded { no, yes };
+[[nodiscard]] sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait = HelperWait::always,
+                                                 PodEnded ended = PodEnded::no);
 
 // The pod's /etc/resolv.conf for the mode ("" leaves the default).
 [[nodiscard]] std::string resolv_conf_for(const NetRequest& req);
@@ -111,6 +116,11 @@ namespace detail {
 // CNI: runs the config list's plugins (ADD in order, DEL in reverse).
 [[nodiscard]] sys::Result<void> cni_add(const NetRequest& req, NetRecord& rec, const PersistNet& persist);
 [[nodiscard]] sys::Result<void> cni_del(NetRecord& rec);
+// Whether some plugin of the list as used needs the pod's namespace for DEL.
+[[nodiscard]] bool cni_del_needs_netns(const NetRecord& rec);
+// Waits until the host's side of the pod's interfaces (a veth) is gone with its
+// namespace; one still there after half a second is deleted.
+[[nodiscard]] sys::Result<void> await_host_links_gone(const NetRecord& rec);
 // The user-mode helper for the namespace `netns_fd`.
 [[nodiscard]] sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& rec,
                                             const PersistNet& persist);
@@ -120,6 +130,15 @@ namespace detail {
 [[nodiscard]] sys::Result<sys::Fd> inheritable_netns(int netns_fd);
 // tc tbf on `ifname` inside the namespace `netns_fd` (slirp; the CNI bandwidth plugin on bridge).
 [[nodiscard]] sys::Result<void> tc_limit(int netns_fd, const std::string& ifname, const NetRate& rate);
+// iptables, ip and tc live in /usr/sbin, which a caller's PATH may lack: the network's
+// programs are looked up in, and run with, this PATH.
+inline constexpr const char* kToolPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// The program `name` in kToolPath's directories, or an error naming the Debian package.
+[[nodiscard]] sys::Result<std::string> find_tool(std::string_view name, std::string_view package);
+// pod's masquerade of a network (config lists with "podMasquerade": true): one nat rule
+// per subnet, `-s SUBNET ! -o BRIDGE -j MASQUERADE`, added when missing.
+[[nodiscard]] sys::Result<void> ensure_masquerade(const std::string& network, const std::string& bridge,
+                                                  const std::vector<std::string>& subnets);
 // Runs argv with `input` on stdin and `env`; returns stdout. A non-zero exit is an
 // error carrying stdout and stderr.
 struct Output {
