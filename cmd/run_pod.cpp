@@ -255,7 +255,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (auto r = net.finish(); !r) warn(r.error().what());
   pd.reset();  // our hold on the pod's lock: it has ended
   if (a.remove) {
-    auto info = runtime::find_pod(st.store.dir(), plan.uuid);
+    auto info = runtime::find_pod_by_uuid(st.store.dir(), plan.uuid);
     if (info) {
       if (auto r = runtime::remove_pod(st.store.dir(), *info, releasers(st.store, store_path)); !r)
         warn(fmt::format("--rm: {}", r.error().what()));

@@ -188,6 +188,15 @@ sys::Result<PodInfo> find_pod(sys::FdRef store, std::string_view which) {
   return sys::make_error(ENOENT, "no pod '{}'", which);
 }
 
+sys::Result<PodInfo> find_pod_by_uuid(sys::FdRef store, const std::string& uuid) {
+  if (!is_uuid(uuid)) return sys::make_error(EINVAL, "pod uuid '{}' is not a uuid", uuid);
+  sys::Fd pods = POD_TRY_CTX(sys::open_at(store, kPodsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW), "no pod '{}'", uuid);
+  if (!sys::exists_at(pods, uuid)) return sys::make_error(ENOENT, "no pod '{}'", uuid);
+  Scanned s = read_pod(pods, uuid);
+  s.info.damaged = std::move(s.damaged);
+  return std::move(s.info);
+}
+
 sys::Result<PodDir> PodDir::create(sys::FdRef store, const PodRecord& record) {
   if (!is_uuid(record.uuid)) return sys::make_error(EINVAL, "pod uuid '{}' is not a uuid", record.uuid);
   auto fail = [&](sys::Error e) { return sys::Unexpected(std::move(e).context("making pod {}", record.uuid)); };

@@ -151,6 +151,23 @@ TEST_CASE("find_pod: by name, full uuid, unique prefix; ambiguous and missing ar
   CHECK(two.error().message.find("matches 2 pods") != std::string::npos);
 }
 
+TEST_CASE("find_pod_by_uuid: that pod only; a missing uuid or a name is an error") {
+  TempDir store;
+  make_pod_dir(store, sample_record(kA, "web"));
+  make_pod_dir(store, sample_record(kB, kA));  // a name that looks like the other's uuid
+  auto a = find_pod_by_uuid(open_store(store), kA);
+  REQUIRE_MESSAGE(a, a.error().what());
+  CHECK(a->record.name == "web");
+  CHECK(a->damaged.empty());
+  auto missing = find_pod_by_uuid(open_store(store), kC);
+  REQUIRE(!missing);
+  CHECK(missing.error().code == ENOENT);
+  CHECK(missing.error().message == "no pod '" + kC + "'");
+  auto name = find_pod_by_uuid(open_store(store), "web");
+  REQUIRE(!name);
+  CHECK(name.error().code == EINVAL);
+}
+
 TEST_CASE("remove_pod refuses a running pod and removes an exited one") {
   TempDir store;
   PodRecord r = sample_record(kA, "web");

@@ -95,6 +95,8 @@ class PodDir {
 [[nodiscard]] sys::Result<std::vector<PodInfo>> list_pods(sys::FdRef store, std::vector<std::string>* damaged);
 // A pod by name, full uuid, or unique uuid prefix (at least 4 characters).
 [[nodiscard]] sys::Result<PodInfo> find_pod(sys::FdRef store, std::string_view which);
+// The pod whose uuid is `uuid`, read alone (find_pod reads every pod to match names).
+[[nodiscard]] sys::Result<PodInfo> find_pod_by_uuid(sys::FdRef store, const std::string& uuid);
 
 // A pidfd for the pod's init (or an app) when it is still the process that was started
 // (start time checked), else ESRCH.
