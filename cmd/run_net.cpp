@@ -115,9 +115,9 @@ sys::Result<void> PodNetwork::apply(runtime::PodSpec& spec) {
   if (!plan_.maps.rootless) request_.netns_bind = POD_TRY(sys::fd_path(pd_.dir())) + "/ns/net";
   spec.network = [this](pid_t init, int netns_fd) -> sys::Result<void> {
     runtime::NetRecord n = record_.net;
+    // (recorded by setup_network as it went, its last step included)
     POD_TRY(runtime::setup_network(request_, init, netns_fd, n,
                                    [this](const runtime::NetRecord& r) { return persist(r); }));
-    POD_TRY(persist(n));
     if (n.address.empty()) return {};
     // The pod's own address for its host name (the file is bound into the apps already:
     // rewritten in place, not replaced).

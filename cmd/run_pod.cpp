@@ -170,8 +170,12 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   // The record first (a killed `pod run` leaves a prepared pod that gc removes), then
   // the layers for the pod's map, then the pod.
   runtime::PodRecord rec = record_for(plan);
+  // The cgroups to be are in the record before they are made: gc finds them after a kill.
+  if (plan.cgroup) rec.cgroups = plan.cgroup->dirs;
   sys::Fd pods = POD_TRY(made_dir(st.store.dir(), "pods", 0700));
   auto pd = std::make_optional(POD_TRY(runtime::PodDir::create(st.store.dir(), rec)));
+  std::optional<CgroupMaker> cgroup_maker;
+  if (plan.cgroup) cgroup_maker.emplace(*plan.cgroup, plan.limits, plan.uuid);
   if (!plan.maps.rootless) {
     // The apps attach their root below STORE/pods/<uuid> as the pod's root, a leased
     // host id: it must be able to pass (not list) the directories on the way.
@@ -196,8 +200,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   for (const auto& v : vol_sources) rec.volume_sources.push_back(v.resolved);
   std::optional<runtime::PodCgroups> cgroups;
   if (plan.cgroup) {
-    cgroups = POD_TRY_CTX(runtime::create_cgroups(*plan.cgroup, plan.limits), "the pod's cgroup");
-    rec.cgroups = cgroups->dirs;
+    cgroups = POD_TRY_CTX(cgroup_maker->take(), "the pod's cgroup");
     undo.cgroups = cgroups->dirs;
   }
   POD_TRY(pd->write_record(rec));

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -197,20 +198,27 @@ sys::Result<void> cni_add(const NetRequest& req, NetRecord& rec, const PersistNe
   for (const auto& p : l.plugins) POD_TRY(plugin_path(p["type"].get<std::string>()));
   std::erase_if(l.plugins, [&](const json& p) { return idle_plugin(p, rec); });
   if (l.plugins.empty()) return sys::make_error(EINVAL, "CNI config list '{}' has no plugin that sets up a network", l.name);
-  POD_TRY(masquerade(l));  // first: the pod's first packets out are masqueraded
   rec.cni_config = list_json(l);
   rec.active = true;  // from here a DEL is owed, even if ADD fails half-way
   POD_TRY(persist(rec));
+  // pod's masquerade (an iptables check, ~3 ms) beside the plugins: both are done
+  // before any app runs, so the pod's first packets out are masqueraded.
+  sys::Result<void> masq;
+  std::thread masq_thread([&] { masq = masquerade(l); });
   json prev;
-  bool have_prev = false;
-  for (const auto& p : l.plugins) {
-    auto r = invoke("ADD", l, p, have_prev ? &prev : nullptr, rec, rec.netns);
-    if (!r) {
-      (void)cni_del(rec);
-      return sys::Unexpected(std::move(r).error());
+  auto add = [&]() -> sys::Result<void> {
+    bool have_prev = false;
+    for (const auto& p : l.plugins) {
+      prev = POD_TRY(invoke("ADD", l, p, have_prev ? &prev : nullptr, rec, rec.netns));
+      have_prev = true;
     }
-    prev = std::move(*r);
-    have_prev = true;
+    return {};
+  };
+  auto added = add();
+  masq_thread.join();
+  if (!added || !masq) {
+    (void)cni_del(rec);
+    return sys::Unexpected(std::move(!added ? added : masq).error());
   }
   rec.cni_result = prev.dump();
   rec.address = first_ipv4(prev);
