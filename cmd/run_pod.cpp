@@ -173,6 +173,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   // The cgroups to be are in the record before they are made: gc finds them after a kill.
   if (plan.cgroup) rec.cgroups = plan.cgroup->dirs;
   sys::Fd pods = POD_TRY(made_dir(st.store.dir(), "pods", 0700));
+  const std::string recorded = runtime::record_to_json(rec);
   auto pd = std::make_optional(POD_TRY(runtime::PodDir::create(st.store.dir(), rec)));
   std::optional<CgroupMaker> cgroup_maker;
   if (plan.cgroup) cgroup_maker.emplace(*plan.cgroup, plan.limits, plan.uuid);
@@ -203,7 +204,8 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     cgroups = POD_TRY_CTX(cgroup_maker->take(), "the pod's cgroup");
     undo.cgroups = cgroups->dirs;
   }
-  POD_TRY(pd->write_record(rec));
+  // Again only if the steps above added to it (shifted trees taken, volumes).
+  if (runtime::record_to_json(rec) != recorded) POD_TRY(pd->write_record(rec));
 
   runtime::PodSpec spec = pod_spec(plan, files, *pd);
   if (cgroups) {
