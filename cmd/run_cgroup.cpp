@@ -19,25 +19,6 @@ sys::Result<runtime::Limits> limits_from_flags(const RunArgs& a) {
   return l;
 }
 
-CgroupMaker::CgroupMaker(runtime::CgroupPlace place, runtime::Limits limits, std::string uuid)
-    : uuid_(std::move(uuid)),
-      thread_([this, place = std::move(place), limits = std::move(limits)] {
-        made_ = runtime::create_cgroups(place, limits);
-      }) {}
-
-CgroupMaker::~CgroupMaker() {
-  if (thread_.joinable()) thread_.join();
-  if (made_ && *made_) (void)runtime::remove_cgroups((*made_)->dirs, uuid_);
-}
-
-sys::Result<runtime::PodCgroups> CgroupMaker::take() {
-  if (thread_.joinable()) thread_.join();
-  if (!made_) return sys::make_error(EINVAL, "the pod's cgroups were taken already");
-  auto r = std::move(*made_);
-  made_.reset();
-  return r;
-}
-
 std::string cgroup_plan_text(const Plan& p) {
   if (!p.cgroup) return "none (no limits asked; the pod stays in the caller's cgroup)";
   const auto& c = *p.cgroup;

@@ -175,8 +175,6 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   sys::Fd pods = POD_TRY(made_dir(st.store.dir(), "pods", 0700));
   const std::string recorded = runtime::record_to_json(rec);
   auto pd = std::make_optional(POD_TRY(runtime::PodDir::create(st.store.dir(), rec)));
-  std::optional<CgroupMaker> cgroup_maker;
-  if (plan.cgroup) cgroup_maker.emplace(*plan.cgroup, plan.limits, plan.uuid);
   if (!plan.maps.rootless) {
     // The apps attach their root below STORE/pods/<uuid> as the pod's root, a leased
     // host id: it must be able to pass (not list) the directories on the way.
@@ -201,7 +199,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   for (const auto& v : vol_sources) rec.volume_sources.push_back(v.resolved);
   std::optional<runtime::PodCgroups> cgroups;
   if (plan.cgroup) {
-    cgroups = POD_TRY_CTX(cgroup_maker->take(), "the pod's cgroup");
+    cgroups = POD_TRY_CTX(runtime::create_cgroups(*plan.cgroup, plan.limits), "the pod's cgroup");
     undo.cgroups = cgroups->dirs;
   }
   // Again only if the steps above added to it (shifted trees taken, volumes).

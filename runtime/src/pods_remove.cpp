@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "pod/runtime/cgroup.hpp"
 #include "pod/sys/fs.hpp"
@@ -64,22 +63,11 @@ sys::Result<void> destroy(sys::FdRef pods, const std::string& gname, const Relea
   std::optional<PodRecord> rec = read_record(*dir);
   // The network first, while its bound namespace (renamed with the pod) still holds it.
   if (rec) POD_TRY(release_network(*rec, pods_path + "/" + gname));
-  // The cgroups (rmdirs in cgroupfs) go on a thread of their own while the files go.
-  sys::Result<void> cgroups_removed;
-  std::thread cgroup_remover;
-  if (rec && !rec->cgroups.empty())
-    cgroup_remover = std::thread([&] { cgroups_removed = remove_cgroups(rec->cgroups, rec->uuid); });
-  auto remove_files = [&]() -> sys::Result<void> {
-    POD_TRY(unmount_below(pods_path + "/" + gname));
-    for (auto& n : POD_TRY(sys::list_dir(*dir)))
-      if (n != kRecord) POD_TRY(sys::remove_tree(*dir, n));
-    return {};
-  };
-  auto files_removed = remove_files();
-  if (cgroup_remover.joinable()) cgroup_remover.join();
-  POD_TRY(files_removed);
+  POD_TRY(unmount_below(pods_path + "/" + gname));
+  for (auto& n : POD_TRY(sys::list_dir(*dir)))
+    if (n != kRecord) POD_TRY(sys::remove_tree(*dir, n));
   if (rec) {
-    POD_TRY_CTX(cgroups_removed, "removing its cgroups");
+    POD_TRY_CTX(remove_cgroups(rec->cgroups, rec->uuid), "removing its cgroups");
     if (rel.release_lease) POD_TRY_CTX(rel.release_lease(*rec), "releasing the lease '{}'", rec->lease);
     if (rel.release_shifted) POD_TRY_CTX(rel.release_shifted(*rec), "releasing its shifted trees");
   }
