@@ -77,6 +77,17 @@ expect_fail 125 pod run --net podtbad busybox -- true
 assert_contains "$ERR" "CNI config list 'podtbad': \"podMasquerade\" is not true or false"
 ip link show podtbad0 >/dev/null 2>&1 && fail "a bridge was made for the refused list"
 
+note "a list with the bridge plugin's own ipMasq: DEL runs with the namespace, nothing left"
+at_exit "rm -f /etc/pod/net.d/podtmasq.conflist; ip link del podtmasq0 2>/dev/null"
+echo '{"cniVersion": "1.0.0", "name": "podtmasq", "plugins": [{"type": "bridge", "bridge": "podtmasq0",
+  "isGateway": true, "ipMasq": true, "ipam": {"type": "host-local", "subnet": "10.79.0.0/24",
+  "dataDir": "/run/pod/cni/networks"}}]}' >/etc/pod/net.d/podtmasq.conflist
+assert_eq "$(pod run --rm --net podtmasq busybox -- sh -c 'ip -o -4 addr show eth0 | grep -c 10.79.0.')" 1 \
+  "the pod's address on podtmasq"
+assert_eq "$(veths)" "$veths_before" "veth interfaces after a pod on podtmasq"
+assert_eq "$(rules)" "$rules_before" "firewall rules after a pod on podtmasq"
+[[ -z $(ls /run/pod/cni/networks/podtmasq 2>/dev/null | grep -E '^[0-9.]+$') ]] || fail "a lease left on podtmasq"
+
 note "two pods on the bridge exchange TCP"
 pod run -d --name srv busybox -- sh -c 'while :; do nc -l -p 5000; done' >/dev/null
 srv_ip=$(address srv)
