@@ -21,12 +21,21 @@ using sys::FileLock;
 
 namespace {
 
+// A pod's use of an entry is an empty file refs/<key>.<pod>: made and removed in one
+// step each (a refs.json rewritten on every start and end cost two atomic writes, some
+// 0.2-0.6 ms each on ext4). refs.json of older stores is still read, and emptied as
+// its pods go.
+constexpr const char* kRefDir = "refs";
 constexpr const char* kRefs = "refs.json";
 constexpr const char* kLock = "lock";
 
 using Refs = std::map<std::string, std::vector<std::string>>;
 
-Result<Refs> read_refs(sys::FdRef dir) {
+bool is_key(std::string_view n) {
+  return n.size() == 32 && n.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+Result<Refs> read_legacy_refs(sys::FdRef dir) {
   Refs refs;
   if (!sys::exists_at(dir, kRefs)) return refs;
   std::string text = POD_TRY_CTX(sys::read_file(dir, kRefs, 16 << 20), "reading the shifted-tree references");
@@ -39,6 +48,22 @@ Result<Refs> read_refs(sys::FdRef dir) {
   }
   return refs;
 }
+
+Result<Refs> read_refs(sys::FdRef dir) {
+  Refs refs = POD_TRY(read_legacy_refs(dir));
+  if (!sys::exists_at(dir, kRefDir)) return refs;
+  sys::Fd d = POD_TRY(sys::open_at(dir, kRefDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  for (const auto& name : POD_TRY_CTX(sys::list_dir(d), "listing the shifted-tree references")) {
+    auto dot = name.find('.');
+    if (dot == std::string::npos || !is_key(std::string_view(name).substr(0, dot))) continue;
+    auto& pods = refs[name.substr(0, dot)];
+    std::string pod = name.substr(dot + 1);
+    if (std::find(pods.begin(), pods.end(), pod) == pods.end()) pods.push_back(std::move(pod));
+  }
+  return refs;
+}
+
+std::string ref_name(std::string_view key, std::string_view pod) { return fmt::format("{}.{}", key, pod); }
 
 Result<void> write_refs(sys::FdRef dir, const Refs& refs) {
   json o = json::object();
@@ -53,10 +78,6 @@ std::string origin_text(std::string_view digest, const std::string& from, const 
   json o{{"tree", digest}, {"from", from}, {"to", to}};
   if (data == CopyData::metacopy) o["data"] = "metacopy";
   return o.dump() + "\n";
-}
-
-bool is_key(std::string_view n) {
-  return n.size() == 32 && n.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 }  // namespace
@@ -92,6 +113,8 @@ std::optional<std::string> ShiftCache::target_of(std::string_view key) const {
 Result<CacheEntry> ShiftCache::acquire(sys::FdRef tree_root, std::string_view tree_digest,
                                        const idmap::MapSpec& source, const idmap::MapSpec& target,
                                        std::string_view pod, CopyData data, Unmapped unmapped) {
+  if (pod.empty() || pod == "." || pod == ".." || pod.find('/') != std::string_view::npos)
+    return sys::make_error(EINVAL, "'{}' cannot name a pod in the shifted-tree references", pod);
   Shift shift = copy_shift(source, target);
   std::string from = canonical_text(source), to = canonical_text(target);
   CacheEntry e;
@@ -122,20 +145,25 @@ Result<CacheEntry> ShiftCache::acquire(sys::FdRef tree_root, std::string_view tr
   }
   sys::Fd entry = POD_TRY(sys::open_at(dir_, e.key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   e.root = POD_TRY(sys::open_at(entry, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-  Refs refs = POD_TRY(read_refs(dir_));
-  auto& pods = refs[e.key];
-  if (std::find(pods.begin(), pods.end(), pod) == pods.end()) pods.emplace_back(pod);
-  POD_TRY(write_refs(dir_, refs));
+  POD_TRY(sys::ensure_dir(dir_, kRefDir, 0700));
+  sys::Fd refs = POD_TRY(sys::open_at(dir_, kRefDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  POD_TRY_CTX(sys::open_at(refs, ref_name(e.key, pod), O_WRONLY | O_CREAT | O_NOFOLLOW, 0600),
+              "recording pod {}'s use of the shifted tree {}", pod, e.key);
   return e;
 }
 
 Result<void> ShiftCache::release(std::string_view key, std::string_view pod) {
   FileLock lock = POD_TRY(FileLock::acquire(dir_, kLock, FileLock::Mode::exclusive));
-  Refs refs = POD_TRY(read_refs(dir_));
-  auto it = refs.find(std::string(key));
-  if (it == refs.end()) return {};
+  if (sys::exists_at(dir_, kRefDir)) {
+    sys::Fd refs = POD_TRY(sys::open_at(dir_, kRefDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    if (::unlinkat(refs.get(), ref_name(key, pod).c_str(), 0) != 0 && errno != ENOENT)
+      return sys::sys_error("removing pod {}'s use of the shifted tree {}", pod, key);
+  }
+  Refs legacy = POD_TRY(read_legacy_refs(dir_));
+  auto it = legacy.find(std::string(key));
+  if (it == legacy.end() || std::find(it->second.begin(), it->second.end(), pod) == it->second.end()) return {};
   std::erase(it->second, std::string(pod));
-  return write_refs(dir_, refs);
+  return write_refs(dir_, legacy);
 }
 
 Result<std::vector<std::pair<std::string, std::vector<std::string>>>> ShiftCache::refs() const {
@@ -159,8 +187,11 @@ Result<std::vector<std::string>> ShiftCache::gc() {
     }
   }
   for (auto& n : names) POD_TRY_CTX(sys::remove_tree(dir_, n), "removing the shifted tree {}", n);
-  std::erase_if(refs, [](auto& kv) { return kv.second.empty(); });
-  POD_TRY(write_refs(dir_, refs));
+  if (sys::exists_at(dir_, kRefs)) {
+    Refs legacy = POD_TRY(read_legacy_refs(dir_));
+    std::erase_if(legacy, [](auto& kv) { return kv.second.empty(); });
+    POD_TRY(write_refs(dir_, legacy));
+  }
   return names;
 }
 

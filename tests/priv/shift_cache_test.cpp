@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "pod/shift/cache.hpp"
@@ -211,5 +212,22 @@ TEST_SUITE("needs:root") {
     auto refs = c.refs();
     REQUIRE(refs);
     CHECK(refs->empty());
+    // A use is a file refs/<key>.<pod>; a pod name that could leave refs/ is refused.
+    auto e = c.acquire(lfd, "sha256:aaaa", source, target, "pod-e");
+    REQUIRE(e);
+    CHECK(fs::exists(cache + "/refs/" + e->key + ".pod-e"));
+    CHECK_FALSE(c.acquire(lfd, "sha256:aaaa", source, target, "../x"));
+    // A store from before refs/: its refs.json still counts, and empties as its pods go.
+    std::ofstream(cache + "/refs.json") << "{\"" << e->key << "\": [\"old-pod\"]}\n";
+    REQUIRE(c.release(e->key, "pod-e"));
+    CHECK_FALSE(fs::exists(cache + "/refs/" + e->key + ".pod-e"));
+    CHECK(c.gc()->empty());
+    auto listed = c.refs();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).second == std::vector<std::string>{"old-pod"});
+    REQUIRE(c.release(e->key, "old-pod"));
+    CHECK(*c.gc() == std::vector<std::string>{e->key});
+    CHECK(c.refs()->empty());
   }
 }

@@ -5,7 +5,9 @@
 //   CACHE/<key>/root            the shifted copy        key = H(tree digest, maps, kind)
 //   CACHE/<key>/origin          the tree digest, both maps and the kind, checked before
 //                               reuse; written last
-//   CACHE/refs.json             {"<key>": ["pod", ...]}, changed under CACHE/lock
+//   CACHE/refs/<key>.<pod>      an empty file per pod using the entry, made and removed
+//                               under CACHE/lock (older stores: CACHE/refs.json,
+//                               {"<key>": ["pod", ...]}, still read)
 //   CACHE/tmp-*                 entries being built; gc removes them
 #pragma once
 
