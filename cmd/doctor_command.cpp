@@ -25,6 +25,7 @@
 #include "pod/idmap/allotment.hpp"
 #include "pod/overlay/probe.hpp"
 #include "pod/runtime/cgroup.hpp"
+#include "pod/sys/child.hpp"
 #include "pod/sys/fs.hpp"
 
 namespace pod::cmd {
@@ -69,14 +70,7 @@ std::optional<std::string> read_trimmed(const std::string& path) {
 // The program in PATH (and the sbin dirs root has), or nullopt.
 std::optional<std::string> find_program(const std::string& name) {
   const char* env = std::getenv("PATH");
-  std::string path = std::string(env ? env : "") + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
-  std::stringstream ss(path);
-  for (std::string dir; std::getline(ss, dir, ':');) {
-    if (dir.empty()) continue;
-    std::string p = dir + "/" + name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return std::nullopt;
+  return sys::find_program(name, std::string(env ? env : "") + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
 }
 
 Check check_userns(const overlay::Probes& probes) {

@@ -113,7 +113,7 @@ sys::Result<void> teardown_network(NetRecord& rec, HelperWait wait, PodEnded end
       return sys::sys_error("unmounting '{}'", rec.netns);
     return {};
   };
-  bool release_first = ended == PodEnded::yes && !rec.cni_config.empty() && !detail::cni_del_needs_netns(rec);
+  bool release_first = ended == PodEnded::yes && !detail::cni_del_needs_netns(rec);
   if (release_first) keep(unbind());
   keep(detail::cni_del(rec));
   if (release_first) keep(detail::await_host_links_gone(rec));

@@ -19,13 +19,7 @@ sys::Result<std::pair<sys::Fd, sys::Fd>> make_pipe() {
 }  // namespace
 
 sys::Result<std::string> find_tool(std::string_view name, std::string_view package) {
-  std::string_view dirs = std::string_view(kToolPath).substr(5);  // after "PATH="
-  while (!dirs.empty()) {
-    auto colon = dirs.find(':');
-    std::string path = fmt::format("{}/{}", dirs.substr(0, colon), name);
-    if (::access(path.c_str(), X_OK) == 0) return path;
-    dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
-  }
+  if (auto path = sys::find_program(name, std::string_view(kToolPath).substr(5))) return *path;  // after "PATH="
   return sys::make_error(ENOENT, "{} is not installed (Debian package {})", name, package);
 }
 

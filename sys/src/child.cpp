@@ -122,17 +122,21 @@ Result<void> run_program(const std::vector<std::string>& argv, const SpawnOption
   return {};
 }
 
+std::optional<std::string> find_program(std::string_view name, std::string_view dirs) {
+  while (!dirs.empty()) {
+    auto colon = dirs.find(':');
+    std::string_view dir = dirs.substr(0, colon);
+    std::string path = std::string(dir) + "/" + std::string(name);
+    if (!dir.empty() && ::access(path.c_str(), X_OK) == 0) return path;
+    if (colon == std::string_view::npos) break;
+    dirs = dirs.substr(colon + 1);
+  }
+  return std::nullopt;
+}
+
 bool in_path(std::string_view name) {
   const char* path = std::getenv("PATH");
-  std::string_view rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (!rest.empty()) {
-    auto colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    if (!dir.empty() && ::access((dir + "/" + std::string(name)).c_str(), X_OK) == 0) return true;
-    if (colon == std::string_view::npos) break;
-    rest = rest.substr(colon + 1);
-  }
-  return false;
+  return find_program(name, path ? path : "/usr/local/bin:/usr/bin:/bin").has_value();
 }
 
 }  // namespace pod::sys

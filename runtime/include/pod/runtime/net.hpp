@@ -116,7 +116,8 @@ namespace detail {
 // CNI: runs the config list's plugins (ADD in order, DEL in reverse).
 [[nodiscard]] sys::Result<void> cni_add(const NetRequest& req, NetRecord& rec, const PersistNet& persist);
 [[nodiscard]] sys::Result<void> cni_del(NetRecord& rec);
-// Whether some plugin of the list as used needs the pod's namespace for DEL.
+// Whether some plugin of the list as used needs the pod's namespace for DEL (also true
+// when there is no list to read: the usual order is kept then).
 [[nodiscard]] bool cni_del_needs_netns(const NetRecord& rec);
 // Waits until the host's side of the pod's interfaces (a veth) is gone with its
 // namespace; one still there after half a second is deleted.

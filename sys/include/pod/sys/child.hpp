@@ -28,6 +28,8 @@ struct ExitStatus {
   [[nodiscard]] std::string describe() const;
 };
 
+// The first executable `name` in `dirs`, colon-separated as PATH is, or nullopt.
+[[nodiscard]] std::optional<std::string> find_program(std::string_view name, std::string_view dirs);
 // Whether PATH (or /usr/local/bin:/usr/bin:/bin without one) holds an executable `name`.
 [[nodiscard]] bool in_path(std::string_view name);
 
