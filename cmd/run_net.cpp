@@ -89,8 +89,13 @@ sys::Result<void> plan_network(const RunArgs& a, bool rootless, bool real, Plan&
   return {};
 }
 
-PodNetwork::PodNetwork(const Plan& plan, runtime::PodRecord& record, runtime::PodDir& pd)
-    : plan_(plan), record_(record), pd_(pd), request_(plan.net_request) {}
+sys::Result<std::optional<runtime::EarlySlirp>> begin_early_network(const Plan& plan) {
+  if (plan.net_request.mode != NetMode::slirp || !plan.maps.rootless || plan.maps.new_userns) return std::nullopt;
+  return POD_TRY(runtime::EarlySlirp::begin(plan.net_request));
+}
+
+PodNetwork::PodNetwork(const Plan& plan, runtime::PodRecord& record, runtime::PodDir& pd, runtime::EarlySlirp* early)
+    : plan_(plan), record_(record), pd_(pd), request_(plan.net_request), early_(early) {}
 
 PodNetwork::~PodNetwork() {
   if (!armed_ || !record_.net.active) return;
@@ -113,11 +118,12 @@ sys::Result<void> PodNetwork::apply(runtime::PodSpec& spec) {
   // for `nsenter --net=`. Users' pods live in a mount namespace of `pod run` that ends
   // with it: their namespace is known by /proc/PID/ns/net only.
   if (!plan_.maps.rootless) request_.netns_bind = POD_TRY(sys::fd_path(pd_.dir())) + "/ns/net";
+  if (early_) spec.netns_fd = early_->netns();
   spec.network = [this](pid_t init, int netns_fd) -> sys::Result<void> {
     runtime::NetRecord n = record_.net;
     // (recorded by setup_network as it went, its last step included)
     POD_TRY(runtime::setup_network(request_, init, netns_fd, n,
-                                   [this](const runtime::NetRecord& r) { return persist(r); }));
+                                   [this](const runtime::NetRecord& r) { return persist(r); }, early_));
     if (n.address.empty()) return {};
     // The pod's own address for its host name (the file is bound into the apps already:
     // rewritten in place, not replaced).

@@ -18,11 +18,17 @@ namespace pod::cmd {
 // iptables rule, no socket: binding it does not find it taken).
 [[nodiscard]] sys::Result<void> check_ports_in_pods(sys::FdRef store, const Plan& plan);
 
+// A pod that stays in our user namespace (a user's `--userns keep`) on slirp: its
+// network namespace made and the helper launched now, before the pod's other
+// preparations, which its start then overlaps. Else nullopt.
+[[nodiscard]] sys::Result<std::optional<runtime::EarlySlirp>> begin_early_network(const Plan& plan);
+
 // The network of one pod run: set up by the spec's hook, recorded in pod.json through
 // the PodDir, torn down when the run fails or (foreground) when the pod has ended.
 class PodNetwork {
  public:
-  PodNetwork(const Plan& plan, runtime::PodRecord& record, runtime::PodDir& pd);
+  // `early`: the slirp helper launched before the pod (begin_early_network), or null.
+  PodNetwork(const Plan& plan, runtime::PodRecord& record, runtime::PodDir& pd, runtime::EarlySlirp* early);
   PodNetwork(const PodNetwork&) = delete;
   PodNetwork& operator=(const PodNetwork&) = delete;
   ~PodNetwork();
@@ -40,6 +46,7 @@ class PodNetwork {
   runtime::PodRecord& record_;
   runtime::PodDir& pd_;
   runtime::NetRequest request_;
+  runtime::EarlySlirp* early_;
   bool armed_ = true;
 };
 

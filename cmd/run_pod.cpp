@@ -130,6 +130,8 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
     if (::unshare(CLONE_NEWNS) != 0)
       return sys::sys_error("a mount namespace of our own (overlay mounts inside the store's namespace)");
   }
+  std::optional<runtime::EarlySlirp> early_net;
+  if (!a.plan) early_net = POD_TRY(begin_early_network(plan));
   if (!opened) POD_TRY(load_images());
   OpenStore& st = *opened;
   if (!a.plan) POD_TRY(check_ports_in_pods(st.store.dir(), plan));
@@ -217,7 +219,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
       for (auto& h : cgroups->v1) spec.cgroup_v1_mounts.push_back(h.controllers);
     }
   }
-  PodNetwork net(plan, rec, *pd);
+  PodNetwork net(plan, rec, *pd, early_net ? &*early_net : nullptr);
   POD_TRY(net.apply(spec));
   if (!plan.net_note.empty() && plan.net_note_on_run) note(plan.net_note);
   sys::Fd log;

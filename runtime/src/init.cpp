@@ -168,6 +168,10 @@ void init_main(InitState& s) noexcept {
     if (::write(fd, "0", 1) != 1) fail_pod(s, -1, kStepCgroupMove, errno);
     ::close(fd);
   }
+  if (s.join_netns >= 0) {
+    if (::setns(s.join_netns, CLONE_NEWNET) != 0) fail_pod(s, -1, kStepNetJoin, errno);
+    ::close(s.join_netns);
+  }
   std::size_t nvol = 0;
   for (;;) {
     Msg m;

@@ -151,6 +151,7 @@ const char* step_name(std::int32_t step) {
     case kStepCgroupMount: return "mounting /sys/fs/cgroup";
     case kStepCgroupJoin: return "joining the app's cgroups";
     case kStepCgroupMove: return "moving into the pod's cgroups";
+    case kStepNetJoin: return "joining the network namespace made for the pod";
     default: return "setting up";
   }
 }

@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "net_helper.hpp"
 #include "pod/runtime/net.hpp"
 #include "pod/sys/fs.hpp"
 
@@ -71,7 +72,7 @@ sys::Result<std::string> load_network_config(const std::string& name) {
 }
 
 sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, int netns_fd, NetRecord& rec,
-                                const PersistNet& persist) {
+                                const PersistNet& persist, EarlySlirp* early) {
   rec.mode = net_mode_name(req.mode);
   rec.ports.clear();
   for (const auto& p : req.ports) rec.ports.push_back(p.str());
@@ -90,7 +91,7 @@ sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, int netns
       POD_TRY(bind_netns(netns_fd, req.netns_bind));
     }
     if (req.mode == NetMode::bridge) return detail::cni_add(req, rec, persist);
-    return detail::slirp_start(req, netns_fd, rec, persist);
+    return detail::slirp_start(req, netns_fd, rec, persist, early ? early->take_launch() : nullptr);
   };
   auto r = run();
   if (!r) {

@@ -210,12 +210,19 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   s.root.cgroup_v1 = s.cgroup_mounts.data();
   s.root.ncgroup_v1 = s.cgroup_mounts.size();
 
+  // A network namespace made beforehand is joined by the init (clone3 cannot join one,
+  // and we could not come back from it: ours belongs to a user namespace above ours).
+  const bool made_netns = spec.net != NetMode::host && spec.netns_fd >= 0;
   std::vector<sys::Fd> owned;  // our copies of what the init inherits
   POD_TRY(etc_files(spec, s, owned));
   s.pod_dir = POD_TRY(dup_cloexec(spec.pod_dir.get()));
   owned.emplace_back(s.pod_dir);
   s.lock_fd = POD_TRY(dup_cloexec(spec.lock_fd));
   owned.emplace_back(s.lock_fd);
+  if (made_netns) {
+    s.join_netns = POD_TRY(dup_cloexec(spec.netns_fd));
+    owned.emplace_back(s.join_netns);
+  }
   for (int t : spec.cgroup_v1_tasks) {
     s.cgroup_tasks.push_back(POD_TRY(dup_cloexec(t)));
     owned.emplace_back(s.cgroup_tasks.back());
@@ -248,7 +255,7 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   std::uint64_t flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.cgroup_v2_fd >= 0) flags |= CLONE_INTO_CGROUP;
   if (spec.new_userns) flags |= CLONE_NEWUSER;
-  if (spec.net != NetMode::host) flags |= CLONE_NEWNET;
+  if (spec.net != NetMode::host && !made_netns) flags |= CLONE_NEWNET;
   if (spec.private_time) flags |= CLONE_NEWTIME;
   int pidfd = -1;
   clone_args ca{};
@@ -274,7 +281,10 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   // Opened now: after "go" the init is not dumpable, and /proc/PID/ns/net is refused to
   // a caller without CAP_SYS_PTRACE over it.
   sys::Fd netns;
-  if (spec.network) {
+  if (spec.network && made_netns) {
+    netns = sys::Fd(::fcntl(spec.netns_fd, F_DUPFD_CLOEXEC, 3));
+    if (!netns) return ctx(sys::sys_error("dup").error());
+  } else if (spec.network) {
     auto f = sys::open_at(sys::FdRef::cwd(), fmt::format("/proc/{}/ns/net", pid), O_RDONLY);
     if (!f) return ctx(std::move(f).error().context("opening the pod's network namespace"));
     netns = std::move(*f);

@@ -51,6 +51,7 @@ enum Step : std::int32_t {
   kStepCgroupMount,   // /sys/fs/cgroup
   kStepCgroupJoin,    // `pod enter` joining the app's cgroups
   kStepCgroupMove,    // the init moving itself into the pod's cgroup v1 cgroups
+  kStepNetJoin,       // the init joining the network namespace made for the pod beforehand
   kStepCount
 };
 [[nodiscard]] const char* step_name(std::int32_t step);

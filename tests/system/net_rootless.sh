@@ -46,6 +46,16 @@ assert_contains "$ERR" "/no/such/program"
 for _ in $(seq 25); do ps -o comm= -u "$uid" | grep -qx 'passt.avx2\|pasta\|passt\|slirp4netns' || break; sleep 0.2; done
 assert_eq "$(ps -o stat=,comm= -u "$uid" | grep -v '^Z' | grep -c 'pass\|slirp' || true)" 0 "helpers left after a failed start"
 
+note "a run that fails before its pod starts: the helper launched for it early is stopped"
+# (an ordinary user's pod on slirp gets its namespace and helper before the image is read)
+expect_fail 125 upod run --net slirp no-such-image -- true
+assert_contains "$ERR" "no-such-image"
+for _ in $(seq 25); do ps -o comm= -u "$uid" | grep -qx 'passt.avx2\|pasta\|passt\|slirp4netns' || break; sleep 0.2; done
+assert_eq "$(ps -o stat=,comm= -u "$uid" | grep -v '^Z' | grep -c 'pass\|slirp' || true)" 0 "helpers left after a failed run"
+
+note "a pod with a user namespace of its own (--userns auto) gets its helper after its init"
+assert_contains "$(upod run --userns auto busybox -- ip -o -4 addr show eth0)" "inet "
+
 note "slirp with --port serves HTTP to the host"
 upod run -d --name web --port 18090:80 busybox -- \
   sh -c 'mkdir /www && echo hi-from-rootless > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,9 +95,36 @@ struct NetRecord {
 // written); `netns_fd` is its network namespace. `rec` is filled as steps succeed and
 // `persist` is called before each step that leaves something behind, so a killed `pod`
 // leaves a record gc can undo. On failure what was done is undone before returning.
+namespace detail {
+struct HelperLaunch;
+}
+
+// A slirp network begun before its pod, for a pod that stays in the caller's user
+// namespace (an ordinary user's `--userns keep`, the default): the network namespace
+// is made at once and the helper launched in it, so that the helper's own start (pasta:
+// ~25 ms here, mostly page faults of its buffers) runs while pod prepares the rest.
+// The pod's init is cloned into netns() (PodSpec::netns_fd), and setup_network finishes
+// what was begun. Destroyed unused, it stops the helper.
+class EarlySlirp {
+ public:
+  [[nodiscard]] static sys::Result<EarlySlirp> begin(const NetRequest& req);
+  EarlySlirp(EarlySlirp&&) noexcept;
+  EarlySlirp& operator=(EarlySlirp&&) noexcept;
+  ~EarlySlirp();
+  [[nodiscard]] int netns() const { return netns_.get(); }
+  // The launched helper, for setup_network to finish (once).
+  [[nodiscard]] std::unique_ptr<detail::HelperLaunch> take_launch();
+
+ private:
+  EarlySlirp();
+  sys::Fd netns_;
+  std::unique_ptr<detail::HelperLaunch> launch_;
+};
+
 using PersistNet = std::function<sys::Result<void>(const NetRecord&)>;
+// `early`: the slirp helper was launched before the pod (its namespace is netns_fd).
 [[nodiscard]] sys::Result<void> setup_network(const NetRequest& req, pid_t init_pid, int netns_fd, NetRecord& rec,
-                                              const PersistNet& persist);
+                                              const PersistNet& persist, EarlySlirp* early = nullptr);
 // Undoes what setup_network did (CNI DEL in reverse order, the helper stopped, the
 // bind mount detached). Safe to repeat; clears rec.active. The helper is killed and
 // waited for until it has ended (its host ports free); with `when_ports`, only when it
@@ -122,9 +150,10 @@ namespace detail {
 // Waits until the host's side of the pod's interfaces (a veth) is gone with its
 // namespace; one still there after half a second is deleted.
 [[nodiscard]] sys::Result<void> await_host_links_gone(const NetRecord& rec);
-// The user-mode helper for the namespace `netns_fd`.
+// The user-mode helper for the namespace `netns_fd`: `launched` finished, or one
+// launched now.
 [[nodiscard]] sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& rec,
-                                            const PersistNet& persist);
+                                            const PersistNet& persist, std::unique_ptr<HelperLaunch> launched);
 [[nodiscard]] sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait);
 // The namespace without close-on-exec, for a helper to inherit (fd 10 or above: clear
 // of stdio and of slirp4netns's ready fd 3).

@@ -92,6 +92,9 @@ struct PodSpec {
   idmap::IdMap uids, gids;
   bool private_time = false;  // CLONE_NEWTIME
   NetMode net = NetMode::none;
+  // A network namespace made beforehand (EarlySlirp, in the caller's user namespace):
+  // the init is cloned into it rather than into a new one. -1: a new one.
+  int netns_fd = -1;
   // Called with the init's pid and its network namespace (an fd, valid during the call)
   // once its namespaces exist and the maps are written: sets up the pod's network
   // (runtime/net.hpp) while the apps set up their roots; no app execs before it
