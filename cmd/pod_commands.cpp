@@ -154,7 +154,8 @@ int run_status(const std::string& which, bool as_json) {
            {"shift", r.shift},       {"rootless", r.rootless}, {"netns", netns ? json(*netns) : json(nullptr)},
            {"net", {{"mode", r.net.mode}, {"network", r.net.network}, {"address", r.net.address},
                     {"ports", r.net.ports}, {"rate", r.net.rate}, {"helper", r.net.helper},
-                    {"helper_pid", r.net.helper_pid}, {"active", r.net.active}}},
+                    {"helper_pid", r.net.helper_pid}, {"forwarder_pid", r.net.forwarder_pid},
+                    {"active", r.net.active}}},
            {"cgroups", r.cgroups},   {"oom_killed", oom ? json(*oom > 0) : json(nullptr)},
            {"oom_kills", oom ? json(*oom) : json(nullptr)},
            {"apps", apps}};

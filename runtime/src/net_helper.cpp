@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -134,7 +135,9 @@ sys::Result<void> launch_slirp4netns(const NetRequest& req, int netns_fd, Helper
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return sys::sys_error("pipe");
   sys::Fd ready_r(ready[0]), ready_w(ready[1]);
-  std::string api = req.ports.empty() ? "" : fmt::format("/tmp/pod-slirp-{}.sock", req.uuid);
+  // Its API socket for UDP forwards only: pod forwards TCP itself (start_forwarder).
+  bool udp = std::any_of(req.ports.begin(), req.ports.end(), [](const PortForward& p) { return p.proto == "udp"; });
+  std::string api = udp ? fmt::format("/tmp/pod-slirp-{}.sock", req.uuid) : "";
   // Sandboxed (an empty root of its own, no capabilities) and under seccomp, as podman
   // runs it: it parses what the pod sends. (pasta confines itself.)
   std::vector<std::string> args = {"slirp4netns",       "--configure",       "--mtu=65520",
@@ -167,7 +170,7 @@ sys::Result<void> launch_slirp4netns(const NetRequest& req, int netns_fd, Helper
   return {};
 }
 
-sys::Result<void> finish_slirp4netns(HelperLaunch& l, const NetRequest& req, NetRecord& rec,
+sys::Result<void> finish_slirp4netns(HelperLaunch& l, const NetRequest& req, int netns_fd, NetRecord& rec,
                                      const PersistNet& persist) {
   pid_t pid = l.slirp4netns;
   rec.helper_pid = pid;
@@ -183,12 +186,17 @@ sys::Result<void> finish_slirp4netns(HelperLaunch& l, const NetRequest& req, Net
                              WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed");
     return sys::make_error(ETIMEDOUT, "slirp4netns did not get the pod's network ready in {} ms", kHelperReadyMs);
   }
-  for (const auto& p : req.ports)
+  for (const auto& p : req.ports) {
+    if (p.proto != "udp") continue;
     POD_TRY_CTX(slirp_api(l.api, fmt::format(R"({{"execute":"add_hostfwd","arguments":{{"proto":"{}","host_addr":"{}",)"
                                              R"("host_port":{},"guest_port":{}}}}})",
                                              p.proto, p.host_addr, p.host_port, p.pod_port)),
                 "forwarding host port {}", p.str());
-  return {};
+  }
+  if (std::none_of(req.ports.begin(), req.ports.end(), [](const PortForward& p) { return p.proto == "tcp"; })) return {};
+  rec.forwarder_pid = POD_TRY(start_forwarder(req.ports, netns_fd));
+  rec.forwarder_start_time = process_start_time(rec.forwarder_pid).value_or(0);
+  return persist(rec);
 }
 
 }  // namespace
@@ -214,9 +222,10 @@ sys::Result<std::unique_ptr<HelperLaunch>> launch_helper(const NetRequest& req, 
   return l;
 }
 
-sys::Result<void> finish_helper(HelperLaunch& l, const NetRequest& req, NetRecord& rec, const PersistNet& persist) {
+sys::Result<void> finish_helper(HelperLaunch& l, const NetRequest& req, int netns_fd, NetRecord& rec,
+                               const PersistNet& persist) {
   if (l.helper == SlirpHelper::pasta) return finish_pasta(l, rec, persist);
-  return finish_slirp4netns(l, req, rec, persist);
+  return finish_slirp4netns(l, req, netns_fd, rec, persist);
 }
 
 }  // namespace detail

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pod/runtime/net.hpp"
 #include "pod/sys/child.hpp"
@@ -42,10 +43,15 @@ struct HelperLaunch {
 
 // Starts the helper for the namespace `netns_fd`; waits for nothing.
 [[nodiscard]] sys::Result<std::unique_ptr<HelperLaunch>> launch_helper(const NetRequest& req, int netns_fd);
-// Waits until the helper has configured the namespace, records it in `rec` (persisted)
-// and makes the port forwards. On failure the helper is stopped, by `rec` once it
+// Waits until the helper has configured the namespace `netns_fd`, records it in `rec`
+// (persisted) and makes the port forwards. On failure the helper is stopped, by `rec` once it
 // names it.
-[[nodiscard]] sys::Result<void> finish_helper(HelperLaunch& l, const NetRequest& req, NetRecord& rec,
+[[nodiscard]] sys::Result<void> finish_helper(HelperLaunch& l, const NetRequest& req, int netns_fd, NetRecord& rec,
                                               const PersistNet& persist);
+
+// slirp4netns pods' TCP port forwards, by a process of pod's own (net_forward.cpp):
+// listening on each host address and port, it is in the pod's network namespace by the
+// time this returns. Its pid.
+[[nodiscard]] sys::Result<pid_t> start_forwarder(const std::vector<PortForward>& ports, int netns_fd);
 
 }  // namespace pod::runtime::detail

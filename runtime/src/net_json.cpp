@@ -18,6 +18,8 @@ json net_to_json(const NetRecord& n) {
           {"helper", n.helper},
           {"helper_pid", n.helper_pid},
           {"helper_start_time", n.helper_start_time},
+          {"forwarder_pid", n.forwarder_pid},
+          {"forwarder_start_time", n.forwarder_start_time},
           {"address", n.address},
           {"ports", n.ports},
           {"rate", n.rate},
@@ -44,6 +46,8 @@ sys::Result<NetRecord> net_from_json(const json& o) {
     return bad(join(path, "helper"), fmt::format("is '{}', not pasta or slirp4netns", n.helper));
   POD_TRY(read_int(o, "helper_pid", path, n.helper_pid, 0, INT32_MAX));
   POD_TRY(read_int(o, "helper_start_time", path, n.helper_start_time, 0, UINT64_MAX));
+  POD_TRY(read_int(o, "forwarder_pid", path, n.forwarder_pid, 0, INT32_MAX));
+  POD_TRY(read_int(o, "forwarder_start_time", path, n.forwarder_start_time, 0, UINT64_MAX));
   POD_TRY(read(o, "address", path, n.address));
   POD_TRY(read(o, "ports", path, n.ports));
   POD_TRY(read(o, "rate", path, n.rate));

@@ -53,7 +53,7 @@ sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& re
   rec.helper = helper_name(req.helper);
   rec.active = true;
   auto launch = launched ? std::move(launched) : POD_TRY(launch_helper(req, netns_fd));
-  auto r = finish_helper(*launch, req, rec, persist);
+  auto r = finish_helper(*launch, req, netns_fd, rec, persist);
   if (r && req.rate) r = tc_limit(netns_fd, req.helper == SlirpHelper::pasta ? "eth0" : "tap0", *req.rate);
   if (!r) {
     (void)slirp_stop(rec, HelperWait::always);
@@ -62,26 +62,41 @@ sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& re
   return {};
 }
 
-sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait) {
-  if (rec.helper_pid <= 0) return {};
-  // Only the process that was started: a recycled pid is someone else's.
-  auto t = process_start_time(rec.helper_pid);
-  if (t && (rec.helper_start_time == 0 || *t == rec.helper_start_time)) {
-    sys::Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, rec.helper_pid, 0)));
-    // SIGKILL: pasta is the init of a pid namespace of its own, where SIGTERM from
-    // outside is ignored; neither helper has anything to save.
-    if (pidfd && ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
-      return sys::sys_error("stopping {} (pid {})", rec.helper, rec.helper_pid);
-    if (pidfd && (wait == HelperWait::always || !rec.ports.empty())) {
-      // Ended (its ports free) once the pidfd is readable; our own child is reaped.
-      // (pasta takes some 20 ms to end: its socket and pipe pools.)
-      pollfd p{pidfd.get(), POLLIN, 0};
-      (void)::poll(&p, 1, 1000);
-      (void)::waitpid(rec.helper_pid, nullptr, WNOHANG);
-    }
+namespace {
+
+// Kills `pid` if it is still the process started then (a recycled pid is someone
+// else's); with `wait`, until it has ended (its ports free). Our own child is reaped.
+sys::Result<void> stop_process(pid_t pid, std::uint64_t start_time, const std::string& what, bool wait) {
+  auto t = process_start_time(pid);
+  if (!t || (start_time != 0 && *t != start_time)) return {};
+  sys::Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  // SIGKILL: pasta is the init of a pid namespace of its own, where SIGTERM from
+  // outside is ignored; none of them has anything to save.
+  if (pidfd && ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
+    return sys::sys_error("stopping {} (pid {})", what, pid);
+  if (pidfd && wait) {
+    // (pasta takes some 20 ms to end: its socket and pipe pools.)
+    pollfd p{pidfd.get(), POLLIN, 0};
+    (void)::poll(&p, 1, 1000);
+    (void)::waitpid(pid, nullptr, WNOHANG);
   }
-  rec.helper_pid = 0;
-  rec.helper_start_time = 0;
+  return {};
+}
+
+}  // namespace
+
+sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait) {
+  const bool until_ended = wait == HelperWait::always || !rec.ports.empty();
+  if (rec.forwarder_pid > 0) {
+    POD_TRY(stop_process(rec.forwarder_pid, rec.forwarder_start_time, "the port forwarder", until_ended));
+    rec.forwarder_pid = 0;
+    rec.forwarder_start_time = 0;
+  }
+  if (rec.helper_pid > 0) {
+    POD_TRY(stop_process(rec.helper_pid, rec.helper_start_time, rec.helper, until_ended));
+    rec.helper_pid = 0;
+    rec.helper_start_time = 0;
+  }
   return {};
 }
 

@@ -79,6 +79,34 @@ assert_eq "$(upod list --json)" "[]" "pods after gc"
 assert_eq "$(ps -o stat=,comm= -u "$uid" | grep -v '^Z' | grep -vc ' pod-userns$' || true)" 0 "processes of the user left"
 assert_eq "$(grep -c . /proc/self/mountinfo)" "$mounts_before" "mounts on the host"
 
+if command -v slirp4netns >/dev/null; then
+  note "slirp4netns: TCP ports by pod's own forwarder, both ways, and gone with the pod"
+  mkdir -p "$T/s4n-bin"
+  for t in newuidmap newgidmap slirp4netns nsenter tc ip sh; do ln -sf "$(command -v $t)" "$T/s4n-bin/$t"; done
+  s4n() { setpriv --reuid "$TEST_USER" --regid "$TEST_USER" --init-groups --reset-env \
+    env HOME="$home" XDG_DATA_HOME="$home/.local/share" PATH="$T/s4n-bin" "$POD" "$@"; }
+  # port 80: HTTP; port 81: counts what a client sends until it closes its side, and says so
+  s4n run -d --name w4 --port 18092:80 --port 18093:81 busybox -- sh -c \
+    'mkdir /www && echo hi-through-forwarder > /www/index.html && httpd -p 80 -h /www && exec nc -ll -p 81 -e wc -c' >/dev/null
+  retry curl -sf http://127.0.0.1:18092/
+  assert_eq "$(curl -sf http://127.0.0.1:18092/)" hi-through-forwarder "HTTP through the forwarder"
+  sent=$(python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 18093))
+s.sendall(b"x" * 300000)
+s.shutdown(socket.SHUT_WR)
+print(s.makefile().read().strip())')
+  assert_eq "$sent" 300000 "bytes the pod counted from the host"
+  st=$(upod status w4 --json)
+  assert_eq "$(jq -r .net.helper <<<"$st")" slirp4netns "helper"
+  fpid=$(jq -r .net.forwarder_pid <<<"$st")
+  [[ $fpid -gt 0 && -d /proc/$fpid ]] || fail "forwarder pid $fpid is not running"
+  upod stop w4 --timeout 2
+  ended "$fpid" || fail "forwarder $fpid still runs after stop"
+  [[ -z $(curl -s -m 2 http://127.0.0.1:18092/ || true) ]] || fail "port 18092 still answers after stop"
+  upod rm w4 >/dev/null
+fi
+
 note "a helper killed with pod run -9 is stopped by gc"
 (exec setpriv --reuid "$TEST_USER" --regid "$TEST_USER" --init-groups --reset-env \
   env HOME="$home" XDG_DATA_HOME="$home/.local/share" PATH=/usr/sbin:/usr/bin:/sbin:/bin \

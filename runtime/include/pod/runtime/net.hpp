@@ -85,6 +85,8 @@ struct NetRecord {
   std::string helper;            // slirp: pasta|slirp4netns
   pid_t helper_pid = 0;
   std::uint64_t helper_start_time = 0;
+  pid_t forwarder_pid = 0;       // slirp4netns: pod's own TCP port forwarder
+  std::uint64_t forwarder_start_time = 0;
   std::string address;           // the pod's IPv4 address, when known
   std::vector<std::string> ports;  // PortForward::str()
   std::string rate;              // NetRate::str(), empty for none
