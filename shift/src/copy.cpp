@@ -1,9 +1,13 @@
 #include "pod/shift/copy.hpp"
 
 #include <dirent.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -36,12 +40,38 @@ bool opaque_mark(const char* name) {
   return std::strcmp(name, "trusted.overlay.opaque") == 0 || std::strcmp(name, "user.overlay.opaque") == 0;
 }
 
+// Each worker makes its copies as their owners (its fsuid and fsgid), so that no chown
+// follows: one update of every new inode less, which is most of a first chown pod's
+// time. Leaving fsuid 0 drops the thread's effective filesystem capabilities (it makes
+// copies in directories of other owners): they are raised again from its permitted set.
+// True: what the thread makes now is owned by uid:gid.
+bool make_as(uid_t uid, gid_t gid) {
+  thread_local uid_t cur_uid = 0;
+  thread_local gid_t cur_gid = 0;
+  thread_local bool valid = false;
+  if (valid && cur_uid == uid && cur_gid == gid) return true;
+  ::setfsgid(gid);
+  ::setfsuid(uid);
+  // Each returns the value before the call: -1 changes nothing and reads it.
+  valid = static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) == uid &&
+          static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) == gid;
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3]{};
+  if (::syscall(SYS_capget, &h, d) != 0) return valid = false;
+  for (auto& c : d) c.effective = c.permitted;
+  if (::syscall(SYS_capset, &h, d) != 0) return valid = false;
+  cur_uid = uid;
+  cur_gid = gid;
+  return valid;
+}
+
 // A directory to copy: both sides open, the source's stat for finishing the copy.
 struct DirItem {
   Fd src, dst;
   std::string path;
   int depth = 0;
   struct stat st {};
+  bool owned = false;  // made as its owner: no chown
 };
 
 // The names of an inode with several: the first name met makes the copy, the others
@@ -157,12 +187,15 @@ struct Copier {
 
   // `created`: the mode the copy was made with. A chmod is needed when that is not the
   // source's, setuid and setgid bits always (the chown clears them).
+  // `owned`: made as its owner already (make_as), no chown.
   Result<void> finish(int fd, const char* dst_path, int dst_dir, const char* name, const struct stat& st, const std::string& path,
-                      const char* src_path, int src_fd, mode_t created = 0) {
+                      const char* src_path, int src_fd, mode_t created, bool owned) {
     bool lnk = S_ISLNK(st.st_mode);
-    auto [uid, gid] = POD_TRY(owner(st, path));
-    if (fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(dst_dir, name, uid, gid, AT_SYMLINK_NOFOLLOW))
-      return sys::sys_error("chown of the copy of '{}'", path);
+    if (!owned) {
+      auto [uid, gid] = POD_TRY(owner(st, path));
+      if (fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(dst_dir, name, uid, gid, AT_SYMLINK_NOFOLLOW))
+        return sys::sys_error("chown of the copy of '{}'", path);
+    }
     if (!lnk) {
       // An access ACL sets the group bits to its mask, which the source's mode has too.
       POD_TRY(copy_xattrs(src_path, src_fd, dst_path, fd, path));
@@ -202,7 +235,7 @@ struct Copier {
       else
         POD_TRY(entry(src, dst, join(it.path, n), e->d_name, it.depth));
     }
-    return finish(dst, nullptr, -1, nullptr, it.st, shown, nullptr, src, 0700 & ~umask_);
+    return finish(dst, nullptr, -1, nullptr, it.st, shown, nullptr, src, 0700 & ~umask_, it.owned);
   }
 
   // Another name of an inode copied (or being copied) already: linked, true. The first
@@ -248,6 +281,8 @@ struct Copier {
 
   Result<void> regular_copy(int in, const struct stat& st, int dst, const char* name, const std::string& path) {
     mode_t created = st.st_mode & 0777 & ~umask_;
+    auto [uid, gid] = POD_TRY(owner(st, path));
+    bool owned = make_as(uid, gid);
     Fd out(::openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, created));
     if (!out) return sys::sys_error("creating the copy of '{}'", path);
     if (contents == CopyData::metacopy) {
@@ -257,7 +292,7 @@ struct Copier {
     } else {
       POD_TRY(copy_data(in, out.get(), st.st_size, path));
     }
-    return finish(out.get(), nullptr, dst, name, st, path, nullptr, in, created);
+    return finish(out.get(), nullptr, dst, name, st, path, nullptr, in, created, owned);
   }
 
   Result<void> entry(int src, int dst, const std::string& path, const char* name, int depth) {
@@ -270,6 +305,8 @@ struct Copier {
     if (S_ISDIR(st.st_mode)) {
       DirItem child{Fd(::openat(pin.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)), {}, path, depth + 1, st};
       if (!child.src) return sys::sys_error("opening '{}'", path);
+      auto [uid, gid] = POD_TRY(owner(st, path));
+      child.owned = make_as(uid, gid);
       if (::mkdirat(dst, name, 0700) < 0) return sys::sys_error("making '{}'", path);
       child.dst = Fd(::openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!child.dst) return sys::sys_error("opening the copy of '{}'", path);
@@ -294,8 +331,10 @@ struct Copier {
       ssize_t n = ::readlinkat(pin, "", target.data(), target.size());
       if (n < 0) return sys::sys_error("reading the link '{}'", path);
       target.resize(static_cast<std::size_t>(n));
+      auto [uid, gid] = POD_TRY(owner(st, path));
+      bool owned = make_as(uid, gid);
       if (::symlinkat(target.c_str(), dst, name) < 0) return sys::sys_error("making the link '{}'", path);
-      return finish(-1, nullptr, dst, name, st, path, nullptr, -1);
+      return finish(-1, nullptr, dst, name, st, path, nullptr, -1, 0, owned);
     }
     // fifo, socket, device node: made anew, never opened.
     if (::mknodat(dst, name, st.st_mode & (S_IFMT | 0600), st.st_rdev) < 0) return sys::sys_error("making '{}'", path);

@@ -48,15 +48,19 @@ PY
 
 note "reference: an uninterrupted run"
 make_tree "$T/ref/vol"
+t0=$EPOCHREALTIME
 "$POD" --quiet volume remap "$T/ref/vol" --from $FROM --to $TO >"$T/ref.out"
+t1=$EPOCHREALTIME
 note "$(cat "$T/ref.out")"
+# The kills land at fractions of an uninterrupted run, however fast this machine is.
+at() { awk -v a="$t0" -v b="$t1" -v f="$1" 'BEGIN{printf "%.3f", (b - a) * f}'; }
 want=$(state "$T/ref/vol")
 assert_contains "$want" "security.capability=0x"
 assert_eq "$("$POD" volume remap "$T/ref/vol" --from $FROM --to $TO --verify)" \
   "$T/ref/vol: 35151 inodes, all in the target map"
 
 interrupted=0
-for delay in 0.05 0.2 0.4 0.6; do
+for delay in $(at 0.1) $(at 0.3) $(at 0.5) $(at 0.7); do
   note "killed after ${delay}s, then run again"
   rm -rf "$T/k" && make_tree "$T/k/vol"
   "$POD" --quiet volume remap "$T/k/vol" --from $FROM --to $TO >/dev/null 2>&1 &
@@ -68,7 +72,7 @@ for delay in 0.05 0.2 0.4 0.6; do
   # Twice more: killed once more early in the rerun, then to the end.
   "$POD" --quiet volume remap "$T/k/vol" --from $FROM --to $TO >/dev/null 2>&1 &
   pid=$!
-  sleep 0.1
+  sleep "$(at 0.2)"
   kill -9 $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
   "$POD" --quiet volume remap "$T/k/vol" --from $FROM --to $TO >"$T/k.out" ||
