@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -372,7 +373,13 @@ Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view
   if (!c.dst_root || !top.dst) return sys::sys_error("opening '{}'", n);
   c.inodes = 1;
   unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  POD_TRY(c.pool.run(std::move(top), threads));
+  // A change of fsuid (make_as) makes the whole process not dumpable, which would hand
+  // its /proc files, and those of the children it makes later (a pod's init, whose
+  // uid_map we write), to root: put back what it was once the workers are gone.
+  const int dumpable = ::prctl(PR_GET_DUMPABLE);
+  auto ran = c.pool.run(std::move(top), threads);
+  if (dumpable > 0 && ::prctl(PR_GET_DUMPABLE) != dumpable) (void)::prctl(PR_SET_DUMPABLE, dumpable);
+  POD_TRY(std::move(ran));
   return CopyStats{c.inodes.load(), c.reflinked.load(), c.copied.load(), c.links.load()};
 }
 
