@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -372,7 +373,11 @@ Result<CopyStats> copy_tree(sys::FdRef src, sys::FdRef dst_dir, std::string_view
   top.dst = Fd(::openat(dst_dir.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!c.dst_root || !top.dst) return sys::sys_error("opening '{}'", n);
   c.inodes = 1;
-  unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  // The workers wait (on the journal, on inode tables) about as long as they run: four
+  // per core keep the cores busy. A first chown pod of Debian's image on 2 cores, A/B
+  // of 10 each: 2 workers ~119 ms, 4 ~100 ms, 8 ~92 ms.
+  unsigned threads =
+      options.threads ? options.threads : std::clamp(4 * std::thread::hardware_concurrency(), 4u, 32u);
   // A change of fsuid (make_as) makes the whole process not dumpable, which would hand
   // its /proc files, and those of the children it makes later (a pod's init, whose
   // uid_map we write), to root: put back what it was once the workers are gone.
