@@ -54,20 +54,6 @@ int loopback_up() noexcept {
   return rc;
 }
 
-// Closes every fd not in keep[0..n) (sorted here in place, no allocation).
-void close_all_except(int* keep, std::size_t n) noexcept {
-  for (std::size_t i = 1; i < n; ++i)
-    for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
-  unsigned next = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (keep[i] < 0) continue;
-    auto k = static_cast<unsigned>(keep[i]);
-    if (k > next) ::close_range(next, k - 1, 0);
-    next = k + 1;
-  }
-  ::close_range(next, ~0U, 0);
-}
-
 // A pty of the pod's own devpts: the master goes to the caller, the slave is the app's
 // controlling terminal and stdio.
 int setup_tty(int sock, int* err) noexcept {
@@ -216,7 +202,7 @@ void init_main(InitState& s) noexcept {
   }
   for (std::size_t v = 0; v < nvol; ++v) s.keep[nkeep++] = s.volumes[v].fd;
   // The caller's other descriptors (store locks, terminals) are not the pod's to hold.
-  close_all_except(s.keep.data(), nkeep);
+  sys::close_all_except(s.keep.data(), nkeep);
 
   if (::mount("", "/", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) fail_pod(s, -1, kStepPropagation, errno);
   if (::sethostname(s.hostname.data(), s.hostname.size()) != 0) fail_pod(s, -1, kStepHostname, errno);

@@ -13,7 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -148,15 +147,9 @@ sys::Result<pid_t> start_forwarder(const std::vector<PortForward>& ports, int ne
     }
     // Nothing of pod run's but its listeners, the namespace and the ready pipe (no store
     // lock, no terminal): it outlives a detached pod's `pod run`.
-    std::vector<int> keep = {netns_fd, ready_w.get()};
+    std::vector<int> keep = {0, 1, 2, netns_fd, ready_w.get()};
     for (const auto& l : ls) keep.push_back(l.fd);
-    std::sort(keep.begin(), keep.end());
-    unsigned from = 3;
-    for (int k : keep) {
-      if (static_cast<unsigned>(k) > from) ::close_range(from, static_cast<unsigned>(k) - 1, 0);
-      from = static_cast<unsigned>(k) + 1;
-    }
-    ::close_range(from, ~0U, 0);
+    sys::close_all_except(keep.data(), keep.size());
     forwarder_main(ls, netns_fd, ready_w.get());
   }
   ready_w.reset();

@@ -5,9 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,11 +29,6 @@ constexpr int kHelperReadyMs = 5000;
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-void kill_pid(pid_t pid) {
-  sys::Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (pidfd) (void)::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
 }
 
 // pasta forks to the background once the namespace is configured: the foreground
@@ -204,12 +197,9 @@ sys::Result<void> finish_slirp4netns(HelperLaunch& l, const NetRequest& req, int
 HelperLaunch::~HelperLaunch() {
   if (!handed_over && pasta && output) {
     if (auto ended = pasta_ended(*this); ended && ended->second.success())
-      if (pid_t daemon = pasta_daemon(*this); daemon > 0) kill_pid(daemon);
+      if (pid_t daemon = pasta_daemon(*this); daemon > 0) (void)stop_process(daemon, 0, "pasta", false);
   }
-  if (!handed_over && slirp4netns > 0) {
-    kill_pid(slirp4netns);
-    (void)::waitpid(slirp4netns, nullptr, 0);
-  }
+  if (!handed_over && slirp4netns > 0) (void)stop_process(slirp4netns, 0, "slirp4netns", true);
   if (!pidfile.empty()) ::unlink(pidfile.c_str());
   if (!api.empty()) ::unlink(api.c_str());  // the forwards are made; the socket is not needed
 }

@@ -49,6 +49,11 @@ struct HelperLaunch {
 [[nodiscard]] sys::Result<void> finish_helper(HelperLaunch& l, const NetRequest& req, int netns_fd, NetRecord& rec,
                                               const PersistNet& persist);
 
+// Kills `pid` if it is still the process started at `start_time` (0: not known; a
+// recycled pid is someone else's); with `wait`, until it has ended (its ports free).
+// Our own child is reaped.
+[[nodiscard]] sys::Result<void> stop_process(pid_t pid, std::uint64_t start_time, const std::string& what, bool wait);
+
 // slirp4netns pods' TCP port forwards, by a process of pod's own (net_forward.cpp):
 // listening on each host address and port, it is in the pod's network namespace by the
 // time this returns. Its pid.

@@ -62,10 +62,6 @@ sys::Result<void> slirp_start(const NetRequest& req, int netns_fd, NetRecord& re
   return {};
 }
 
-namespace {
-
-// Kills `pid` if it is still the process started then (a recycled pid is someone
-// else's); with `wait`, until it has ended (its ports free). Our own child is reaped.
 sys::Result<void> stop_process(pid_t pid, std::uint64_t start_time, const std::string& what, bool wait) {
   auto t = process_start_time(pid);
   if (!t || (start_time != 0 && *t != start_time)) return {};
@@ -82,8 +78,6 @@ sys::Result<void> stop_process(pid_t pid, std::uint64_t start_time, const std::s
   }
   return {};
 }
-
-}  // namespace
 
 sys::Result<void> slirp_stop(NetRecord& rec, HelperWait wait) {
   const bool until_ended = wait == HelperWait::always || !rec.ports.empty();

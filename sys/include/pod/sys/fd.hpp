@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <utility>
 
 namespace pod::sys {
@@ -48,5 +49,9 @@ class FdRef {
   explicit FdRef(int fd) noexcept : fd_(fd) {}
   int fd_;
 };
+
+// Closes every descriptor not in keep[0..n) (negative entries ignored; the array is
+// sorted in place). No allocation: for a child after fork or clone.
+void close_all_except(int* keep, std::size_t n) noexcept;
 
 }  // namespace pod::sys
