@@ -168,6 +168,9 @@ Result<Fd> compose(std::span<const FdRef> lowers, FdRef upper, FdRef work, const
   }
   if (options.userxattr) POD_TRY_CTX(fs.set_flag("userxattr"), "composing a root filesystem");
   if (options.metacopy) POD_TRY_CTX(fs.set_string("metacopy", "on"), "composing a root filesystem");
+  if (options.volatile_upper && !options.read_only)
+    if (auto v = fs.set_flag("volatile"); !v && v.error().code != EINVAL)  // EINVAL: before Linux 5.10
+      return std::unexpected(v.error());
   POD_TRY_CTX(fs.create(), "composing a root filesystem of {} layers", lowers.size());
   // nodev: the pod gets its own /dev. Not nosuid: setuid files of the image work as
   // they would in the image, for ids of the pod's user namespace.

@@ -82,7 +82,9 @@ sys::Result<sys::Fd> compose_rootfs(const std::vector<sys::Fd>& lowers, sys::FdR
                                     bool userxattr, bool metacopy, sys::FdRef copy_dir,
                                     std::optional<std::string>& fallback) {
   std::vector<sys::FdRef> refs(lowers.begin(), lowers.end());
-  overlay::ComposeOptions opts{.userxattr = userxattr, .metacopy = metacopy};
+  // volatile: a pod is never restarted, so its writable layer need not survive a crash
+  // (CRI-O mounts every container so); data meant to outlive the pod belongs in a volume.
+  overlay::ComposeOptions opts{.userxattr = userxattr, .metacopy = metacopy, .volatile_upper = true};
   auto mounted = overlay::compose(refs, upper, work, opts);
   if (mounted) return std::move(*mounted);
   if (metacopy || (mounted.error().code != EPERM && mounted.error().code != EINVAL && mounted.error().code != ENODEV))

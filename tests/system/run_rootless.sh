@@ -33,6 +33,10 @@ home=$(getent passwd "$TEST_USER" | cut -d: -f6)
 ustore=$home/.local/share/pod
 uuid=$(upod list --json | jq -r '.[] | select(.name=="w1") | .uuid')
 assert_eq "$(stat -c %u "$ustore/pods/$uuid/upper/etc/new")" "$uid" "owner of a file the pod's root wrote"
+assert_eq "$(cat "$ustore/pods/$uuid/upper/etc/new")" hi "what the pod wrote, after its end"
+
+note "the root filesystem is a volatile overlay: the pod's end does not sync the store's filesystem"
+assert_contains "$(upod run --rm fixture:v1 -- cat /proc/self/mountinfo | grep ' / / ')" volatile "the root mount's options"
 
 note "--userns auto: a leased range of the user's subordinate ids, the image's owners shifted into it"
 # (The pod's ids cannot pass the store's 0700 directories: the apps open their root's

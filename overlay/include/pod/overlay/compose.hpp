@@ -19,6 +19,10 @@ struct ComposeOptions {
   // "metacopy=on": lower layers may hold metadata-only files (trusted.overlay.metacopy)
   // whose data is the same path in the next layer down. Root only.
   bool metacopy = false;
+  // "volatile" (Linux 5.10+): sync, syncfs and fsync skip the upper layer's disk, and
+  // the last unmount does not sync the upper filesystem (without it, a pod's exit waits
+  // for a journal commit of the whole filesystem). Left out where the kernel lacks it.
+  bool volatile_upper = false;
 };
 
 // A detached overlay mount (an fsmount fd): `lowers` in image order (bottom layer
