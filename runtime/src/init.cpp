@@ -158,6 +158,9 @@ void init_main(InitState& s) noexcept {
     if (::setns(s.join_netns, CLONE_NEWNET) != 0) fail_pod(s, -1, kStepNetJoin, errno);
     ::close(s.join_netns);
   }
+  // Made here while the caller composes the root filesystems: some 0.4 ms of the
+  // kernel's that clone3 would have spent before either could begin.
+  if (s.make_netns && ::unshare(CLONE_NEWNET) != 0) fail_pod(s, -1, kStepNetNew, errno);
   std::size_t nvol = 0;
   for (;;) {
     Msg m;

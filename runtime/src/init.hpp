@@ -45,6 +45,7 @@ struct InitState {
   bool tty = false;
   bool own_net = true;
   int join_netns = -1;  // a network namespace made beforehand, joined first thing (or -1)
+  bool make_netns = false;  // the init makes the pod's network namespace (not clone3)
   // The caller writes the pod's limits and sets up its network while the apps set up
   // their roots, and sends kMsgAppsGo when it is done: no app execs before that.
   bool await_caller = false;

@@ -152,6 +152,7 @@ const char* step_name(std::int32_t step) {
     case kStepCgroupJoin: return "joining the app's cgroups";
     case kStepCgroupMove: return "moving into the pod's cgroups";
     case kStepNetJoin: return "joining the network namespace made for the pod";
+    case kStepNetNew: return "making the pod's network namespace";
     default: return "setting up";
   }
 }

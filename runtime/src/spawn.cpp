@@ -255,7 +255,10 @@ sys::Result<RunningPod> start(const PodSpec& spec, const PrepareMounts& prepare)
   std::uint64_t flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.cgroup_v2_fd >= 0) flags |= CLONE_INTO_CGROUP;
   if (spec.new_userns) flags |= CLONE_NEWUSER;
-  if (spec.net != NetMode::host && !made_netns) flags |= CLONE_NEWNET;
+  // With no network hook to set up (`none`), nothing needs /proc/PID/ns/net at once:
+  // the init makes the namespace itself, beside our work below.
+  s.make_netns = spec.net != NetMode::host && !made_netns && !spec.network;
+  if (spec.net != NetMode::host && !made_netns && !s.make_netns) flags |= CLONE_NEWNET;
   if (spec.private_time) flags |= CLONE_NEWTIME;
   int pidfd = -1;
   clone_args ca{};

@@ -52,6 +52,7 @@ enum Step : std::int32_t {
   kStepCgroupJoin,    // `pod enter` joining the app's cgroups
   kStepCgroupMove,    // the init moving itself into the pod's cgroup v1 cgroups
   kStepNetJoin,       // the init joining the network namespace made for the pod beforehand
+  kStepNetNew,        // the init making the pod's network namespace
   kStepCount
 };
 [[nodiscard]] const char* step_name(std::int32_t step);
