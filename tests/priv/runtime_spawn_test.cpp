@@ -95,7 +95,7 @@ struct Fixture {
   [[nodiscard]] PrepareMounts prepare() const {
     return [this](FdRef) -> pod::sys::Result<std::vector<AppMounts>> {
       std::vector<AppMounts> v(1);
-      v[0].rootfs = Fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      v[0].rootfs = Fd(::open_tree(AT_FDCWD, root.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
       return v;
     };
   }
@@ -274,7 +274,7 @@ TEST_SUITE("needs:root") {
     s.etc_hosts = "127.0.0.1 localhost podhost\n";
     auto prepare = [&](FdRef) -> pod::sys::Result<std::vector<AppMounts>> {
       std::vector<AppMounts> v(1);
-      v[0].rootfs = Fd(::open(f.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      v[0].rootfs = Fd(::open_tree(AT_FDCWD, f.root.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
       Volume volume;
       volume.source = Fd(::open_tree(AT_FDCWD, vol.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
       volume.target = "/data";

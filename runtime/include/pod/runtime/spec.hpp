@@ -65,7 +65,7 @@ struct Volume {
 };
 
 struct AppMounts {
-  sys::Fd rootfs;  // a detached mount (an overlay) or a directory fd (a flattened copy)
+  sys::Fd rootfs;  // a detached mount: an overlay, or an open_tree clone of a flattened copy
   std::vector<Volume> volumes;
 };
 
