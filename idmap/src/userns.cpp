@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <optional>
+#include <tuple>
+
 #include <fmt/format.h>
 
 #include "pod/idmap/namespace.hpp"
@@ -76,6 +79,10 @@ Result<void> write_proc(const char* file, const std::string& text) {
 Result<StoreMapping> store_mapping_for_caller(const Warn& warn) {
   uid_t uid = ::getuid();
   gid_t gid = ::getgid();
+  // Asked more than once by one command (pod run: its maps, then the namespace): the
+  // user database and /etc/subuid are read once per caller.
+  static std::optional<std::tuple<uid_t, gid_t, StoreMapping>> last;
+  if (last && std::get<0>(*last) == uid && std::get<1>(*last) == gid) return std::get<2>(*last);
   struct passwd* pw = ::getpwuid(uid);
   std::string user = pw ? pw->pw_name : std::to_string(uid);
   StoreMapping m;
@@ -88,6 +95,7 @@ Result<StoreMapping> store_mapping_for_caller(const Warn& warn) {
     m.uids.extents.resize(1);
     m.gids.extents.resize(1);
   }
+  last.emplace(uid, gid, m);
   return m;
 }
 
