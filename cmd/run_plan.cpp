@@ -39,8 +39,8 @@ std::vector<MountLine> mount_lines(const Plan& p, std::size_t app) {
   std::string lowers = fmt::format("{} layer{}", a.layers.size(), a.layers.size() == 1 ? "" : "s");
   std::string engine = runtime::engine_name(p.engine.engine);
   if (p.engine.metacopy) engine += ", each under its metadata-only shifted copy, metacopy=on";
-  m.push_back({"/", fmt::format("overlay of {} ({}) under pods/{}/upper{}", lowers, engine, p.uuid,
-                                app_dir_suffix(p, app))});
+  m.push_back({"/", fmt::format("overlay of {} ({}) under pods/{}/upper{}, volatile (fsync and sync skip the disk)",
+                                lowers, engine, p.uuid, app_dir_suffix(p, app))});
   m.push_back({"/proc", "proc; kcore, keys, timer_list, sysrq-trigger and others masked; sys, bus, fs, irq read-only"});
   m.push_back({"/sys", p.net == "host" ? "the host's /sys, read-only" : "sysfs, read-only"});
   m.push_back({"/dev", "tmpfs with null, zero, full, random, urandom, tty"});
