@@ -120,6 +120,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   undo.store_path = store_path;
   if (plan.maps.lease && !a.plan) undo.lease = plan.maps.lease->name;
   POD_TRY(plan_network(a, plan.maps.rootless, !a.plan, plan));
+  plan.net_request.claim_dir = store_path + "/pods";  // a slirp helper's claim, for gc after a kill
 
   // Users: the store's user namespace, then a mount namespace of our own for the
   // overlay; the store is opened after both (overlayfs refuses directories opened in

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,13 +33,39 @@ std::string trimmed(std::string s) {
   return s;
 }
 
+// The helper's pid file: the claim STORE/pods/.helper-<uuid>, locked while we live, or
+// (no claim directory) a temporary file.
+sys::Result<void> open_pidfile(const NetRequest& req, HelperLaunch& l) {
+  if (req.claim_dir.empty()) {
+    char path[] = "/tmp/pod-helper-XXXXXX";
+    sys::Fd f(::mkostemp(path, O_CLOEXEC));
+    if (!f) return sys::sys_error("a pid file for the network helper");
+    l.pidfile = path;
+    return {};
+  }
+  if (::mkdir(req.claim_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return sys::sys_error("the store's pods directory '{}'", req.claim_dir);
+  std::string path = fmt::format("{}/{}{}", req.claim_dir, kHelperClaimPrefix, req.uuid);
+  sys::Fd f(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!f) return sys::sys_error("claiming the pod's network helper at '{}'", path);
+  l.pidfile = path;  // from here on removed by ~HelperLaunch
+  if (::flock(f.get(), LOCK_EX) != 0) return sys::sys_error("locking '{}'", path);
+  l.claim_lock = std::move(f);
+  return {};
+}
+
+// The record names the helper now: its claim goes.
+void release_claim(HelperLaunch& l) {
+  if (!l.pidfile.empty()) ::unlink(l.pidfile.c_str());
+  l.pidfile.clear();
+  l.claim_lock.reset();
+}
+
 // pasta forks to the background once the namespace is configured: the foreground
 // part's exit says it is ready, and -P names the daemon's pid.
 sys::Result<void> launch_pasta(const NetRequest& req, int netns_fd, HelperLaunch& l) {
-  char pidfile[] = "/tmp/pod-pasta-XXXXXX";
-  sys::Fd pf(::mkostemp(pidfile, O_CLOEXEC));
-  if (!pf) return sys::sys_error("a pid file for pasta");
-  l.pidfile = pidfile;
+  POD_TRY(open_pidfile(req, l));
+  const std::string pidfile = l.pidfile;
   // By an inherited fd: pasta drops its capabilities before opening the namespace, and
   // /proc/PID/ns/net of the pod's init (which has them all) would then be refused.
   sys::Fd ns = POD_TRY(inheritable_netns(netns_fd));
@@ -81,11 +109,9 @@ sys::Result<std::pair<std::string, sys::ExitStatus>> pasta_ended(HelperLaunch& l
   return std::pair{std::move(text), st};
 }
 
-// The daemon's pid from the pid file, which is removed.
-pid_t pasta_daemon(HelperLaunch& l) {
+// The daemon's pid from the pid file.
+pid_t pasta_daemon(const HelperLaunch& l) {
   auto text = sys::read_file(sys::FdRef::cwd(), l.pidfile, 64);
-  ::unlink(l.pidfile.c_str());
-  l.pidfile.clear();
   return text ? static_cast<pid_t>(std::atoi(text->c_str())) : 0;
 }
 
@@ -99,7 +125,9 @@ sys::Result<void> finish_pasta(HelperLaunch& l, NetRecord& rec, const PersistNet
   rec.helper_pid = daemon;
   rec.helper_start_time = process_start_time(daemon).value_or(0);
   l.handed_over = true;
-  return persist(rec);
+  POD_TRY(persist(rec));
+  release_claim(l);
+  return {};
 }
 
 // One request on slirp4netns's API socket: {"execute": "add_hostfwd", ...}.
@@ -143,6 +171,7 @@ sys::Result<void> launch_slirp4netns(const NetRequest& req, int netns_fd, Helper
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
+  if (!req.claim_dir.empty()) POD_TRY(open_pidfile(req, l));
   pid_t pid = ::fork();
   if (pid < 0) return sys::sys_error("fork");
   if (pid == 0) {
@@ -158,6 +187,11 @@ sys::Result<void> launch_slirp4netns(const NetRequest& req, int netns_fd, Helper
     ::_exit(127);
   }
   l.slirp4netns = pid;
+  if (l.claim_lock) {
+    std::string text = fmt::format("{}\n", pid);
+    if (::write(l.claim_lock.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+      return sys::sys_error("writing slirp4netns's pid to '{}'", l.pidfile);
+  }
   l.ready = std::move(ready_r);
   l.api = api;
   return {};
@@ -170,6 +204,7 @@ sys::Result<void> finish_slirp4netns(HelperLaunch& l, const NetRequest& req, int
   rec.helper_start_time = process_start_time(pid).value_or(0);
   l.handed_over = true;  // stopped by the record from here on
   POD_TRY(persist(rec));
+  release_claim(l);
   pollfd pfd{l.ready.get(), POLLIN, 0};
   char c = 0;
   if (::poll(&pfd, 1, kHelperReadyMs) != 1 || ::read(l.ready.get(), &c, 1) != 1) {

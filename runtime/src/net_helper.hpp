@@ -24,7 +24,11 @@ struct HelperLaunch {
   // daemon forked; the daemon's pid then is in `pidfile`. Its stdout and stderr: `output`.
   std::optional<sys::Child> pasta;
   sys::Fd output;
+  // pasta's pid file, or slirp4netns's pid written by us: with a claim directory, the
+  // claim STORE/pods/.helper-<uuid>, held (flock) by `claim_lock` until the record names
+  // the helper. Removed then, or when the helper is stopped.
   std::string pidfile;
+  sys::Fd claim_lock;
   // slirp4netns: the helper itself, ready when it writes to `ready`; the port forwards
   // go through its API socket.
   pid_t slirp4netns = 0;
@@ -48,6 +52,9 @@ struct HelperLaunch {
 // names it.
 [[nodiscard]] sys::Result<void> finish_helper(HelperLaunch& l, const NetRequest& req, int netns_fd, NetRecord& rec,
                                               const PersistNet& persist);
+
+// The pods directory's claims of helpers (NetRequest::claim_dir): .helper-<uuid>.
+inline constexpr const char* kHelperClaimPrefix = ".helper-";
 
 // Kills `pid` if it is still the process started at `start_time` (0: not known; a
 // recycled pid is someone else's); with `wait`, until it has ended (its ports free).

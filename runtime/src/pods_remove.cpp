@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "pod/runtime/cgroup.hpp"
 #include "pod/sys/fs.hpp"
 #include "pod/sys/mountinfo.hpp"
+#include "net_helper.hpp"
 #include "pods_internal.hpp"
 
 namespace pod::runtime {
@@ -50,6 +52,28 @@ std::optional<PodRecord> read_record(sys::FdRef dir) {
 sys::Result<void> release_network(PodRecord& rec, const std::string& dir_path) {
   if (rec.net.netns_bound) rec.net.netns = dir_path + "/ns/net";
   return teardown_network(rec.net, HelperWait::always, PodEnded::yes);
+}
+
+// A helper's claim whose `pod run` is gone (its lock is free): the helper it names is
+// stopped, unless the pod's record names it (then the pod's own teardown stops it),
+// and the claim removed. A pid that is no longer a helper's (recycled) is left alone.
+sys::Result<void> reap_helper_claim(sys::FdRef pods, const std::string& name) {
+  auto f = sys::open_at(pods, name, O_RDONLY | O_NOFOLLOW);
+  if (!f) return f.error().code == ENOENT ? sys::Result<void>{} : sys::Unexpected(std::move(f.error()));
+  if (::flock(f->get(), LOCK_EX | LOCK_NB) != 0)
+    return errno == EWOULDBLOCK ? sys::Result<void>{} : sys::sys_error("locking '{}'", name);
+  auto text = POD_TRY(sys::read_fd(*f, 64));
+  pid_t pid = static_cast<pid_t>(std::atoi(text.c_str()));
+  std::string uuid = name.substr(std::string_view(kHelperClaimPrefix).size());
+  bool recorded = false;
+  if (auto dir = sys::open_at(pods, uuid, O_RDONLY | O_DIRECTORY | O_NOFOLLOW); dir && pid > 0)
+    if (auto rec = read_record(*dir)) recorded = rec->net.helper_pid == pid;
+  auto comm = pid > 0 ? sys::read_file(sys::FdRef::cwd(), fmt::format("/proc/{}/comm", pid), 64)
+                      : sys::Result<std::string>(std::string());
+  bool helper = comm && (comm->starts_with("pasta") || comm->starts_with("passt") || comm->starts_with("slirp4netns"));
+  if (!recorded && helper) POD_TRY(stop_process(pid, 0, comm->substr(0, comm->find('\n')), true));
+  if (::unlinkat(pods.get(), name.c_str(), 0) != 0 && errno != ENOENT) return sys::sys_error("removing '{}'", name);
+  return {};
 }
 
 // Finishes the removal of pods/<gname>, a garbage directory.
@@ -131,6 +155,8 @@ sys::Result<std::vector<std::string>> gc_pods(sys::FdRef store, const Releasers&
     if (n.starts_with(kGarbagePrefix) && is_uuid(n.substr(std::string_view(kGarbagePrefix).size()))) {
       if (auto r = destroy(*pods, n, rel); !r) failure(std::move(r.error()).context("removing '{}'", n));
       else removed.push_back(n.substr(std::string_view(kGarbagePrefix).size()));
+    } else if (n.starts_with(kHelperClaimPrefix) && is_uuid(n.substr(std::string_view(kHelperClaimPrefix).size()))) {
+      if (auto r = reap_helper_claim(*pods, n); !r) failure(std::move(r.error()).context("the helper claimed by '{}'", n));
     } else if (n.starts_with(kStagingPrefix)) {
       // A `pod run` killed while making the directory; left alone while it may be at work.
       auto dir = sys::open_at(*pods, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);

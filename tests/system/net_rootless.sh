@@ -120,6 +120,29 @@ for _ in $(seq 25); do [[ $(upod status k --json | jq -r .state) != running ]] &
 upod gc >/dev/null
 ended "$kpid" || fail "helper $kpid still runs after gc"
 
+note "a helper launched before the pod's record, its pod run killed: claimed in the store, stopped by gc"
+store=$home/.local/share/pod
+# The store's lock held: pod run waits for the store there, its helper launched.
+coproc HOLDER { exec python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' "$store/lock"; }
+holder=$HOLDER_PID
+read -r _ <&"${HOLDER[0]}"
+(exec setpriv --reuid "$TEST_USER" --regid "$TEST_USER" --init-groups --reset-env \
+  env HOME="$home" XDG_DATA_HOME="$home/.local/share" PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  "$POD" run --name early busybox -- sleep 30 >/dev/null 2>&1) &
+runner=$!
+claim() { compgen -G "$store/pods/.helper-*"; }
+claimed() { [[ -n $(claim) && -s $(claim | head -1) ]]; }
+retry claimed
+epid=$(cat "$(claim | head -1)")
+kill -9 $runner; wait $runner 2>/dev/null || true
+kill $holder; wait $holder 2>/dev/null || true
+! ended "$epid" || fail "the helper ($epid) ended with its pod run: the leak this guards against did not happen"
+upod gc >/dev/null
+for _ in $(seq 25); do ended "$epid" && break; sleep 0.2; done
+ended "$epid" || fail "helper $epid of a killed pod run still runs after gc"
+assert_eq "$(claim)" "" "claims left after gc"
+
 note "/dev/net/tun the user cannot open: a clear error for --net slirp, none by default"
 chmod 0600 /dev/net/tun
 expect_fail 125 upod run --net slirp busybox -- true
