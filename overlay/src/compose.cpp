@@ -170,7 +170,7 @@ Result<Fd> compose(std::span<const FdRef> lowers, FdRef upper, FdRef work, const
   if (options.metacopy) POD_TRY_CTX(fs.set_string("metacopy", "on"), "composing a root filesystem");
   if (options.volatile_upper && !options.read_only)
     if (auto v = fs.set_flag("volatile"); !v && v.error().code != EINVAL)  // EINVAL: before Linux 5.10
-      return std::unexpected(v.error());
+      return sys::Unexpected(std::move(v.error()).context("composing a root filesystem"));
   POD_TRY_CTX(fs.create(), "composing a root filesystem of {} layers", lowers.size());
   // nodev: the pod gets its own /dev. Not nosuid: setuid files of the image work as
   // they would in the image, for ids of the pod's user namespace.
