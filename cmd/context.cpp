@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 
 #include "pod/idmap/userns.hpp"
@@ -79,28 +78,5 @@ sys::Result<void> seal_exe_if_exposed(bool pod_root_is_host_root) {
   argv.push_back(nullptr);
   return sys::reexec_sealed(argv.data());
 }
-
-sys::Result<std::uint64_t> parse_size(std::string_view text) {
-  std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || errno || v < 0 || !std::isfinite(v))
-    return sys::make_error(EINVAL, "'{}' is not a size (e.g. 4096, 512K, 10M, 1.5G)", text);
-  std::string_view suffix(end);
-  if (suffix.ends_with("iB")) suffix.remove_suffix(2);
-  else if (suffix.ends_with("B") && suffix.size() == 2) suffix.remove_suffix(1);
-  double mult = 1;
-  if (suffix.empty()) mult = 1;
-  else if (suffix == "K" || suffix == "k") mult = 1024.0;
-  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
-  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
-  else if (suffix == "T" || suffix == "t") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return sys::make_error(EINVAL, "'{}' is not a size (e.g. 4096, 512K, 10M, 1.5G)", text);
-  double bytes = v * mult;
-  if (bytes > 1.8e19) return sys::make_error(ERANGE, "size '{}' is too large", text);
-  return static_cast<std::uint64_t>(bytes);
-}
-
 
 }  // namespace pod::cmd

@@ -42,7 +42,4 @@ struct OpenStore {
 // ids other than host root, or `pod_root_is_host_root`. Returns when nothing is needed.
 [[nodiscard]] sys::Result<void> seal_exe_if_exposed(bool pod_root_is_host_root);
 
-// "512M", "1.5G", "4096": bytes, with binary suffixes K, M, G, T.
-[[nodiscard]] sys::Result<std::uint64_t> parse_size(std::string_view text);
-
 }  // namespace pod::cmd

@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "context.hpp"
 #include "pod/cas/fetch.hpp"
+#include "pod/runtime/cgroup.hpp"
 #include "pod/sys/progress.hpp"
 
 namespace pod::cmd {
@@ -33,7 +34,7 @@ int run_fetch(const FetchArgs& a) {
     opts.import.ingest.platform = *p;
   }
   if (!a.max_json_bytes.empty()) {
-    auto v = parse_size(a.max_json_bytes);
+    auto v = runtime::parse_size("--max-json-bytes", a.max_json_bytes);
     if (!v) return fail(v.error());
     opts.import.ingest.limits.max_json_bytes = *v;
   }

@@ -8,6 +8,7 @@
 #include "pod/cas/export.hpp"
 #include "pod/cas/import.hpp"
 #include "pod/runtime/aci_isolators.hpp"
+#include "pod/runtime/cgroup.hpp"
 #include "pod/sys/fs.hpp"
 #include "pod/sys/progress.hpp"
 
@@ -43,12 +44,12 @@ int run_import(const ImportArgs& a) {
   opts.ingest.source_ref = a.source_ref;
   auto& lim = opts.ingest.limits;
   if (!a.max_layer_bytes.empty()) {
-    auto v = parse_size(a.max_layer_bytes);
+    auto v = runtime::parse_size("--max-layer-bytes", a.max_layer_bytes);
     if (!v) return fail(v.error());
     lim.max_layer_bytes = *v;
   }
   if (!a.max_json_bytes.empty()) {
-    auto v = parse_size(a.max_json_bytes);
+    auto v = runtime::parse_size("--max-json-bytes", a.max_json_bytes);
     if (!v) return fail(v.error());
     lim.max_json_bytes = *v;
   }

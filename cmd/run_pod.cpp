@@ -161,7 +161,7 @@ sys::Result<int> run_pod_impl(const RunArgs& a) {
   if (!plan.limits.empty())
     plan.cgroup = POD_TRY_CTX(runtime::place_cgroups(plan.limits, plan.uuid, plan.maps.rootless), "the pod's cgroup");
   if (!a.disk_space.empty()) {
-    std::uint64_t bytes = POD_TRY_CTX(parse_size(a.disk_space), "--disk-space");
+    std::uint64_t bytes = POD_TRY(runtime::parse_size("--disk-space", a.disk_space));
     if (bytes < (1u << 20)) return sys::make_error(EINVAL, "--disk-space '{}': the least is 1M", a.disk_space);
     plan.disk = Plan::Disk{bytes, POD_TRY(runtime::choose_disk(st.store.dir(), !plan.maps.rootless))};
   }

@@ -58,7 +58,7 @@ note "bad sizes are refused before anything is made"
 expect_fail 125 pod run --net none --disk-space 100K busybox -- true
 assert_eq "$ERR" "pod: --disk-space '100K': the least is 1M (EINVAL)"
 expect_fail 125 pod run --net none --disk-space 1x busybox -- true
-assert_contains "$ERR" "--disk-space: '1x' is not a size"
+assert_contains "$ERR" "--disk-space '1x': not a size"
 
 note "an ordinary user: a tmpfs of that size, ENOSPC past it"
 out=$(upod run --plan --net none --disk-space 8M busybox -- true)
