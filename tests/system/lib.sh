@@ -56,6 +56,9 @@ POD0_MASQUERADE=(POSTROUTING -s 10.77.0.0/24 ! -o pod0 -m comment --comment "pod
 keep_default_network_as_found() {
   [[ -e /etc/pod/net.d/pod0.conflist ]] || at_exit "rm -f /etc/pod/net.d/pod0.conflist; rmdir /etc/pod/net.d /etc/pod 2>/dev/null"
   ip link show pod0 >/dev/null 2>&1 || at_exit "ip link del pod0 2>/dev/null"
+  # host-local's bookkeeping (its lock, last_reserved_ip) for pod0, when the test began it
+  [[ -e /run/pod/cni/networks/pod0 ]] ||
+    at_exit "rm -rf /run/pod/cni/networks/pod0; rmdir /run/pod/cni/networks /run/pod/cni /run/pod 2>/dev/null"
   iptables -w -t nat -C "${POD0_MASQUERADE[@]}" 2>/dev/null ||
     at_exit "iptables -w -t nat -D $(printf '%q ' "${POD0_MASQUERADE[@]}") 2>/dev/null"
 }

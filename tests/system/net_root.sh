@@ -78,7 +78,7 @@ assert_contains "$ERR" "CNI config list 'podtbad': \"podMasquerade\" is not true
 ip link show podtbad0 >/dev/null 2>&1 && fail "a bridge was made for the refused list"
 
 note "a list with the bridge plugin's own ipMasq: DEL runs with the namespace, nothing left"
-at_exit "rm -f /etc/pod/net.d/podtmasq.conflist; ip link del podtmasq0 2>/dev/null"
+at_exit "rm -f /etc/pod/net.d/podtmasq.conflist; ip link del podtmasq0 2>/dev/null; rm -rf /run/pod/cni/networks/podtmasq"
 echo '{"cniVersion": "1.0.0", "name": "podtmasq", "plugins": [{"type": "bridge", "bridge": "podtmasq0",
   "isGateway": true, "ipMasq": true, "ipam": {"type": "host-local", "subnet": "10.79.0.0/24",
   "dataDir": "/run/pod/cni/networks"}}]}' >/etc/pod/net.d/podtmasq.conflist
