@@ -33,16 +33,9 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-// The helper's pid file: the claim STORE/pods/.helper-<uuid>, locked while we live, or
-// (no claim directory) a temporary file.
+// The helper's pid file: the claim STORE/pods/.helper-<uuid>, locked while we live.
 sys::Result<void> open_pidfile(const NetRequest& req, HelperLaunch& l) {
-  if (req.claim_dir.empty()) {
-    char path[] = "/tmp/pod-helper-XXXXXX";
-    sys::Fd f(::mkostemp(path, O_CLOEXEC));
-    if (!f) return sys::sys_error("a pid file for the network helper");
-    l.pidfile = path;
-    return {};
-  }
+  if (req.claim_dir.empty()) return sys::make_error(EINVAL, "no pods directory to claim the network helper in");
   if (::mkdir(req.claim_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return sys::sys_error("the store's pods directory '{}'", req.claim_dir);
   std::string path = fmt::format("{}/{}{}", req.claim_dir, kHelperClaimPrefix, req.uuid);
@@ -171,7 +164,7 @@ sys::Result<void> launch_slirp4netns(const NetRequest& req, int netns_fd, Helper
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
-  if (!req.claim_dir.empty()) POD_TRY(open_pidfile(req, l));
+  POD_TRY(open_pidfile(req, l));
   pid_t pid = ::fork();
   if (pid < 0) return sys::sys_error("fork");
   if (pid == 0) {
@@ -187,11 +180,9 @@ sys::Result<void> launch_slirp4netns(const NetRequest& req, int netns_fd, Helper
     ::_exit(127);
   }
   l.slirp4netns = pid;
-  if (l.claim_lock) {
-    std::string text = fmt::format("{}\n", pid);
-    if (::write(l.claim_lock.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-      return sys::sys_error("writing slirp4netns's pid to '{}'", l.pidfile);
-  }
+  std::string text = fmt::format("{}\n", pid);
+  if (::write(l.claim_lock.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return sys::sys_error("writing slirp4netns's pid to '{}'", l.pidfile);
   l.ready = std::move(ready_r);
   l.api = api;
   return {};

@@ -24,9 +24,9 @@ struct HelperLaunch {
   // daemon forked; the daemon's pid then is in `pidfile`. Its stdout and stderr: `output`.
   std::optional<sys::Child> pasta;
   sys::Fd output;
-  // pasta's pid file, or slirp4netns's pid written by us: with a claim directory, the
-  // claim STORE/pods/.helper-<uuid>, held (flock) by `claim_lock` until the record names
-  // the helper. Removed then, or when the helper is stopped.
+  // pasta's pid file, or slirp4netns's pid written by us: the claim
+  // STORE/pods/.helper-<uuid>, held (flock) by `claim_lock` until the record names the
+  // helper. Removed then, or when the helper is stopped.
   std::string pidfile;
   sys::Fd claim_lock;
   // slirp4netns: the helper itself, ready when it writes to `ready`; the port forwards

@@ -73,7 +73,7 @@ struct NetRequest {
   std::string netns_bind;  // root: the file to bind the namespace on (STORE/pods/<uuid>/ns/net)
   // slirp: the store's pods directory, where the helper's pid is claimed
   // (.helper-<uuid>, locked while pod run lives) until the pod record names it: gc stops
-  // a helper whose `pod run` died before that. Empty: /tmp, nothing claimed.
+  // a helper whose `pod run` died before that. Required for slirp.
   std::string claim_dir;
 };
 
